@@ -1,0 +1,1 @@
+"""bfsync: a synchronous client for the Binance USD-M Futures WebSocket API."""

@@ -1,0 +1,121 @@
+"""
+The service's configuration: a frozen, validated attrs class built from the user's dict.
+
+``Config.from_dict(d)`` merges ``d`` over the defaults; an unknown key or a bad value raises
+``ValueError`` naming the key (and, for a misspelt key, the nearest known one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import attrs
+
+__all__ = ["PROD_REST_URL", "PROD_WS_URL", "TESTNET_REST_URL", "TESTNET_WS_URL", "Config"]
+
+PROD_WS_URL = "wss://ws-fapi.binance.com/ws-fapi/v1"
+PROD_REST_URL = "https://fapi.binance.com"
+TESTNET_WS_URL = "wss://testnet.binancefuture.com/ws-fapi/v1"
+TESTNET_REST_URL = "https://demo-fapi.binance.com"
+
+_CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{0,20}$")
+
+
+def _positive_number(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"config[{attribute.name!r}] must be a positive number, got {value!r}")
+
+
+def _non_negative_int(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"config[{attribute.name!r}] must be an integer >= 0, got {value!r}"
+        )
+
+
+def _bool(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"config[{attribute.name!r}] must be True or False, got {value!r}")
+
+
+def _url(*schemes: str) -> Any:
+    def check(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, str) or not value.startswith(tuple(f"{s}://" for s in schemes)):
+            raise ValueError(
+                f"config[{attribute.name!r}] must be a {'/'.join(schemes)}:// URL, got {value!r}"
+            )
+
+    return check
+
+
+def _recv_window(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"config['recv_window'] must be a positive int (ms) or None, got {value!r}")
+
+
+def _optional_str(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"config[{attribute.name!r}] must be a string or None")
+
+
+def _prefix(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not _CLIENT_ID_RE.match(value):
+        raise ValueError(
+            "config['client_order_id_prefix'] must be at most 20 characters of "
+            f"A-Z a-z 0-9 . : / _ -, got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """
+    Settings of one ``WebSocketService``. All times are in seconds.
+
+    The first seven keys and their defaults are ``binance-futures-async``'s.
+    """
+
+    return_rate_limits: bool = attrs.field(default=True, validator=_bool)
+    connection_timeout: float = attrs.field(default=30, validator=_positive_number)
+    request_timeout: float = attrs.field(default=30, validator=_positive_number)
+    ping_interval: float = attrs.field(default=180, validator=_positive_number)
+    reconnect_delay: float = attrs.field(default=5, validator=_positive_number)
+    max_reconnect_delay: float = attrs.field(default=300, validator=_positive_number)
+    max_reconnect_attempts: int = attrs.field(default=5, validator=_non_negative_int)
+    ws_url: str = attrs.field(default=PROD_WS_URL, validator=_url("ws", "wss"))
+    rest_url: str = attrs.field(default=PROD_REST_URL, validator=_url("http", "https"))
+    recv_window: Optional[int] = attrs.field(default=None, validator=_recv_window)
+    private_key_password: Optional[str] = attrs.field(
+        default=None, validator=_optional_str, repr=lambda v: "None" if v is None else "'***'"
+    )
+    max_connection_age: float = attrs.field(default=23 * 3600, validator=_positive_number)
+    client_order_id_prefix: str = attrs.field(default="bfs-", validator=_prefix)
+
+    @classmethod
+    def from_dict(cls, config: Optional[Mapping[str, Any]], **defaults: Any) -> Config:
+        """
+        The defaults, then ``defaults`` (e.g. testnet URLs), then ``config`` on top.
+
+        Raises:
+            ValueError: an unknown key (with the nearest known one) or a bad value.
+        """
+        if config is not None and not isinstance(config, Mapping):
+            raise ValueError(f"config must be a dict or None, not {type(config).__name__}")
+        merged = {**defaults, **(config or {})}
+        known = [a.name for a in attrs.fields(cls)]
+        for key in merged:
+            if key not in known:
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ValueError(f"unknown config key {key!r}{hint}")
+        return cls(**merged)

@@ -1,0 +1,144 @@
+"""
+Exceptions raised by bfsync.
+
+The names of the first level are those of ``binance-futures-async``; the finer classes below
+them let a caller tell cases apart::
+
+    BinanceWebSocketError
+    ├── ConnectionError                     not connected, closed, or the link was lost
+    │   └── ConnectionLostError             a request in flight when the link dropped
+    │       └── OrderConnectionLostError    ... an order: outcome unknown (also RequestError)
+    ├── AuthenticationError                 bad key file, login() without Ed25519
+    │   └── LoginRejectedError              session.logon refused (also RequestError)
+    ├── RequestError                        the server answered status != 200 (code, msg, ...)
+    │   ├── RequestTimeoutError             no reply within request_timeout
+    │   │   └── OrderTimeoutError           ... an order: outcome unknown
+    │   ├── RateLimitError                  status 429 / 418, with retry_after
+    │   └── OrderStatusUnknownError         base of the two "outcome unknown" errors
+    ├── UserStreamError
+    └── OrderValidationError                refused before sending (also ValueError)
+
+``OrderStatusUnknownError`` is the class to catch for "the order may or may not exist":
+its ``client_order_id`` attribute is the id to look the order up with.
+
+Every ``RequestError`` has the attributes ``code`` (Binance error code or ``None``), ``msg``,
+``status`` (the frame's status or ``None``) and ``response`` (the frame, or ``None``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Optional
+
+__all__ = [
+    "AuthenticationError",
+    "BinanceWebSocketError",
+    "ConnectionError",
+    "ConnectionLostError",
+    "LoginRejectedError",
+    "OrderConnectionLostError",
+    "OrderStatusUnknownError",
+    "OrderTimeoutError",
+    "OrderValidationError",
+    "RateLimitError",
+    "RequestError",
+    "RequestTimeoutError",
+    "UserStreamError",
+]
+
+
+class BinanceWebSocketError(Exception):
+    """Base class of every exception bfsync raises."""
+
+
+class ConnectionError(BinanceWebSocketError):  # noqa: A001 - the async library's name
+    """The service is not connected, was closed, or its link was lost."""
+
+
+class ConnectionLostError(ConnectionError):
+    """The link was lost while this request was in flight (or queued and never sent)."""
+
+
+class AuthenticationError(BinanceWebSocketError):
+    """A key could not be loaded or used, or the server refused to authenticate."""
+
+
+class UserStreamError(BinanceWebSocketError):
+    """An error of the user data stream."""
+
+
+class OrderValidationError(BinanceWebSocketError, ValueError):
+    """Order parameters were refused before anything was sent; the message names the rule."""
+
+
+class RequestError(BinanceWebSocketError):
+    """
+    A request failed: the server answered with an error, or no answer came.
+
+    Attributes:
+        code: Binance's error code (``-1102``, ...) or ``None`` when no error frame came.
+        msg: Binance's error message, or bfsync's own text.
+        status: the reply's status (400, 401, 429, ...) or ``None``.
+        response: the whole reply frame as a dict, or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[int] = None,
+        msg: Optional[str] = None,
+        status: Optional[int] = None,
+        response: Optional[dict[str, Any]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.msg = msg if msg is not None else message
+        self.status = status
+        self.response = response
+
+
+class RequestTimeoutError(RequestError, builtins.TimeoutError):
+    """No reply came within ``request_timeout`` seconds."""
+
+
+class RateLimitError(RequestError):
+    """
+    The server answered 429 (too many requests) or 418 (IP banned).
+
+    Attributes:
+        retry_after: seconds to wait before sending again, or ``None`` when unknown.
+    """
+
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class OrderStatusUnknownError(RequestError):
+    """
+    An order was sent and no answer came: it may or may not have been placed.
+
+    bfsync never re-sends it. Look it up with ``client_order_id`` (``order.status`` /
+    ``origClientOrderId`` for plain orders, ``clientAlgoId`` for conditional ones) or watch the
+    user data stream.
+
+    Attributes:
+        client_order_id: the ``newClientOrderId`` / ``clientAlgoId`` the order was sent with.
+    """
+
+    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.client_order_id = client_order_id
+
+
+class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
+    """An order got no reply within ``request_timeout``; its outcome is unknown."""
+
+
+class OrderConnectionLostError(OrderStatusUnknownError, ConnectionLostError):
+    """The link was lost after an order was sent; its outcome is unknown."""
+
+
+class LoginRejectedError(AuthenticationError, RequestError):
+    """The server refused ``session.logon``; ``code`` says why."""
