@@ -37,9 +37,7 @@ def _positive_number(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> 
 
 def _non_negative_int(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"config[{attribute.name!r}] must be an integer >= 0, got {value!r}"
-        )
+        raise ValueError(f"config[{attribute.name!r}] must be an integer >= 0, got {value!r}")
 
 
 def _bool(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -61,7 +59,9 @@ def _recv_window(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"config['recv_window'] must be a positive int (ms) or None, got {value!r}")
+        raise ValueError(
+            f"config['recv_window'] must be a positive int (ms) or None, got {value!r}"
+        )
 
 
 def _optional_str(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

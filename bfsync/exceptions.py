@@ -51,7 +51,7 @@ class BinanceWebSocketError(Exception):
     """Base class of every exception bfsync raises."""
 
 
-class ConnectionError(BinanceWebSocketError):  # noqa: A001 - the async library's name
+class ConnectionError(BinanceWebSocketError):  # the async library's name
     """The service is not connected, was closed, or its link was lost."""
 
 

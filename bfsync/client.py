@@ -1,0 +1,54 @@
+"""``BinanceClient``: chooses the endpoints and builds connected services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from .config import PROD_REST_URL, PROD_WS_URL, TESTNET_REST_URL, TESTNET_WS_URL
+from .service import WebSocketService
+
+__all__ = ["BinanceClient"]
+
+
+class BinanceClient:
+    """
+    The entry point, as in ``binance-futures-async``.
+
+    Args:
+        testnet: use Binance's testnet URLs (``ws_url`` and ``rest_url`` in a service's
+            ``config`` still win).
+    """
+
+    def __init__(self, testnet: bool = False) -> None:
+        self.testnet = testnet
+
+    @property
+    def ws_url(self) -> str:
+        return TESTNET_WS_URL if self.testnet else PROD_WS_URL
+
+    @property
+    def rest_url(self) -> str:
+        return TESTNET_REST_URL if self.testnet else PROD_REST_URL
+
+    def websocket_service(
+        self,
+        api_key: str,
+        private_key_path: str,
+        enable_validation: bool = False,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> WebSocketService:
+        """
+        A new, connected ``WebSocketService`` (each call makes a new one).
+
+        Blocks at most ``connection_timeout`` seconds.
+
+        Raises:
+            AuthenticationError: ``private_key_path`` holds no usable key.
+            ValueError: a bad ``config``.
+            ConnectionError: the connection could not be opened.
+        """
+        merged = {"ws_url": self.ws_url, "rest_url": self.rest_url, **(config or {})}
+        service = WebSocketService(api_key, private_key_path, enable_validation, merged)
+        service.connect()
+        return service

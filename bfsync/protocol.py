@@ -1,0 +1,126 @@
+"""
+Frames of Binance's WebSocket API (pure: no sockets, threads or clock).
+
+One table, ``METHODS``, says how each wire method is secured and what it weighs;
+``encode_request`` writes a request frame; ``decode_frame`` reads a reply; ``error_for``
+turns a reply whose status is not 200 into the exception the caller sees. That translation
+happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NamedTuple, Optional
+
+from .exceptions import (
+    LoginRejectedError,
+    RateLimitError,
+    RequestError,
+)
+
+__all__ = [
+    "METHODS",
+    "NONE",
+    "SIGNED",
+    "USER_STREAM",
+    "MethodInfo",
+    "decode_frame",
+    "encode_request",
+    "error_for",
+    "retry_after",
+]
+
+NONE = "NONE"
+USER_STREAM = "USER_STREAM"
+SIGNED = "SIGNED"
+
+
+class MethodInfo(NamedTuple):
+    """How a wire method is sent: its security, request weight and whether it places orders."""
+
+    security: str
+    weight: int
+    is_order: bool = False
+
+
+METHODS: dict[str, MethodInfo] = {
+    "session.logon": MethodInfo(SIGNED, 2),
+    "session.status": MethodInfo(NONE, 2),
+    "session.logout": MethodInfo(NONE, 2),
+    "depth": MethodInfo(NONE, 5),
+    "ticker.price": MethodInfo(NONE, 1),
+    "ticker.book": MethodInfo(NONE, 2),
+    "order.place": MethodInfo(SIGNED, 0, is_order=True),
+    "algoOrder.place": MethodInfo(SIGNED, 0, is_order=True),
+    "order.modify": MethodInfo(SIGNED, 1, is_order=True),
+    "order.cancel": MethodInfo(SIGNED, 1),
+    "order.status": MethodInfo(SIGNED, 1),
+    "algoOrder.cancel": MethodInfo(SIGNED, 1),
+    "v2/account.position": MethodInfo(SIGNED, 5),
+    "v2/account.balance": MethodInfo(SIGNED, 5),
+    "v2/account.status": MethodInfo(SIGNED, 5),
+    "userDataStream.start": MethodInfo(USER_STREAM, 1),
+    "userDataStream.ping": MethodInfo(USER_STREAM, 1),
+    "userDataStream.stop": MethodInfo(USER_STREAM, 1),
+}
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def encode_request(request_id: int, method: str, params: dict[str, Any]) -> str:
+    """The text of a request frame."""
+    return _dumps({"id": request_id, "method": method, "params": params})
+
+
+def decode_frame(data: str | bytes) -> dict[str, Any]:
+    """
+    The reply frame as a dict.
+
+    Raises:
+        ValueError: not JSON, or not a JSON object.
+    """
+    frame = json.loads(data)
+    if not isinstance(frame, dict):
+        raise ValueError(f"expected a JSON object, got {type(frame).__name__}")
+    return frame
+
+
+_BANNED_UNTIL = re.compile(r"banned until (\d{10,})")
+
+
+def retry_after(frame: dict[str, Any], now_ms: Optional[int] = None) -> Optional[float]:
+    """
+    Seconds to wait after a 429 / 418 reply, when the frame says.
+
+    A 418's message says "IP banned until <ms>": with ``now_ms`` the wait is computed from it.
+    Otherwise the frame's ``retryAfter`` (ms, a Binance field on some replies) is used.
+    """
+    error = frame.get("error")
+    msg = error.get("msg", "") if isinstance(error, dict) else ""
+    match = _BANNED_UNTIL.search(str(msg))
+    if match and now_ms is not None:
+        return max(0.0, (int(match.group(1)) - now_ms) / 1000)
+    after = frame.get("retryAfter")
+    if isinstance(after, (int, float)) and not isinstance(after, bool):
+        return max(0.0, (after - now_ms) / 1000) if now_ms is not None and after > 1e12 else None
+    return None
+
+
+def error_for(frame: dict[str, Any], method: str, now_ms: Optional[int] = None) -> RequestError:
+    """The exception for a reply whose ``status`` is not 200."""
+    status = frame.get("status")
+    error = frame.get("error")
+    code: Optional[int] = None
+    msg = "no error detail in the reply"
+    if isinstance(error, dict):
+        raw_code = error.get("code")
+        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+        msg = str(error.get("msg", msg))
+    text = f"{method} failed: status {status}, code {code}: {msg}"
+    kw: dict[str, Any] = {"code": code, "msg": msg, "status": status, "response": frame}
+    if status in (418, 429):
+        return RateLimitError(text, retry_after=retry_after(frame, now_ms), **kw)
+    if method == "session.logon":
+        return LoginRejectedError(text, **kw)
+    return RequestError(text, **kw)

@@ -1,0 +1,336 @@
+"""
+``WebSocketService``: every documented call of ``binance-futures-async``, synchronous.
+
+Each public method is one short line over ``_call``: it builds the params in the caller's
+thread (validating when asked, so ``OrderValidationError`` is raised there, before anything
+is queued), hands a ``Request`` to the I/O thread and either waits for its future or
+returns it.
+
+Blocking calls (``wait_for_response=True``, the default) return the reply frame, a dict
+``{"id", "status", "result", "rateLimits"?}``, or raise. They never wait longer than
+``request_timeout`` (the I/O thread fails the request then) plus a small safety margin.
+``wait_for_response=False`` returns a ``concurrent.futures.Future`` at once, which resolves
+to the same dict or raises the same exception; its done-callbacks run on bfsync's
+dispatcher thread, never on the I/O thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+from ._dispatch import DispatchedFuture, Dispatcher
+from .config import Config
+from .exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    OrderValidationError,
+    RequestTimeoutError,
+)
+from .orders import format_params, prepare_order
+from .protocol import METHODS
+from .signing import ED25519, load_signer
+from .transport import Request, State, Transport
+
+__all__ = ["Reply", "WebSocketService"]
+
+log = logging.getLogger("bfsync.service")
+
+#: What a call returns: the reply frame (a dict), or with ``wait_for_response=False`` a
+#: ``concurrent.futures.Future`` of it.
+Reply = Any
+
+_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_WAIT_MARGIN = 5.0  # the I/O thread enforces request_timeout; this only guards against a bug
+
+
+class WebSocketService:
+    """
+    A connection to Binance's USD-M Futures WebSocket API, usable from any thread.
+
+    Args:
+        api_key: the Binance API key.
+        private_key_path: a path to a PEM Ed25519 or RSA private key (optionally encrypted,
+            see ``config["private_key_password"]``), or the HMAC secret itself.
+        enable_validation: check order parameters before sending (``OrderValidationError``).
+        config: settings merged over the defaults (see the README); an unknown key or a bad
+            value raises ``ValueError`` naming it.
+
+    Raises:
+        AuthenticationError: ``private_key_path`` names a file that holds no usable key.
+        ValueError: a bad ``config``.
+
+    The constructor does not connect: call ``connect()``, or build the service with
+    ``BinanceClient().websocket_service(...)``, which does.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        private_key_path: str,
+        enable_validation: bool = False,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise AuthenticationError("api_key must be a non-empty string")
+        self.config = Config.from_dict(config)
+        self._signer = load_signer(private_key_path, self.config.private_key_password)
+        self._api_key = api_key
+        self.enable_validation = bool(enable_validation)
+        self.on_state_change: Optional[Callable[[State], object]] = None
+        self._dispatcher = Dispatcher("bfsync-dispatch")
+        self._transport: Optional[Transport] = None
+        self._connect_lock = threading.Lock()
+        self._finalizer: Optional[weakref.finalize[Any, Any]] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<WebSocketService {self.state.value} {self.config.ws_url} "
+            f"key_type={self.key_type} validation={self.enable_validation}>"
+        )
+
+    def __enter__(self) -> WebSocketService:
+        if self.state in (State.CLOSED, State.FAILED):
+            self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Connection methods
+
+    @property
+    def key_type(self) -> str:
+        """``"HMAC"``, ``"RSA"`` or ``"Ed25519"``."""
+        return self._signer.key_type
+
+    @property
+    def state(self) -> State:
+        """The current ``State`` (a ``str`` enum: ``"connected"``, ``"logged_in"``, ...)."""
+        transport = self._transport
+        return transport.state if transport is not None else State.CLOSED
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the link was re-established since ``connect()``."""
+        transport = self._transport
+        return transport.reconnects if transport is not None else 0
+
+    @property
+    def pending(self) -> int:
+        """Requests queued or in flight."""
+        transport = self._transport
+        return transport.pending_count if transport is not None else 0
+
+    @property
+    def last_message_time(self) -> Optional[float]:
+        """``time.monotonic()`` when the last frame arrived, or ``None``."""
+        transport = self._transport
+        return transport.last_message_time if transport is not None else None
+
+    def connect(self) -> None:
+        """
+        Open the connection; a no-op when already connected.
+
+        Blocks at most ``connection_timeout`` seconds (plus one).
+
+        Raises:
+            ConnectionError: the server could not be reached or refused the handshake.
+        """
+        with self._connect_lock:
+            current = self._transport
+            if current is not None and current.state not in (State.CLOSED, State.FAILED):
+                return
+            if current is not None:
+                current.close()
+            ref = weakref.ref(self)
+            dispatcher = self._dispatcher
+
+            def on_state(state: State) -> None:
+                service = ref()
+                callback = service.on_state_change if service is not None else None
+                if callback is not None:
+                    dispatcher.post(callback, state)
+
+            transport = Transport(self.config, self._signer, self._api_key, on_state)
+            self._transport = transport
+            transport.open()
+            # A service dropped without close() still stops its thread.
+            self._finalizer = weakref.finalize(self, transport.close, 2.0)
+
+    def close(self) -> None:
+        """
+        Close the connection and stop bfsync's threads; idempotent, from any thread.
+
+        Requests still pending fail with ``ConnectionLostError`` (orders with
+        ``OrderConnectionLostError``: outcome unknown). Returns within about six seconds
+        even if the server does not answer. Afterwards every call raises ``ConnectionError``
+        until ``connect()`` is called again.
+        """
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._dispatcher.close(1.0)
+
+    def login(self, wait_for_response: bool = True) -> Reply:
+        """
+        Log the connection on with ``session.logon`` (Ed25519 keys only).
+
+        Afterwards signed requests carry only ``timestamp``; after a reconnect bfsync logs on
+        again by itself.
+
+        Raises:
+            AuthenticationError: the key is not Ed25519 (at once, in this thread, also with
+                ``wait_for_response=False``), or ``LoginRejectedError`` (an
+                ``AuthenticationError`` and ``RequestError``) if the server refuses.
+        """
+        if self._signer.key_type != ED25519:
+            raise AuthenticationError(
+                f"login() needs an Ed25519 key; this service signs with {self.key_type}, "
+                "so every request is signed on its own instead"
+            )
+        return self._call("session.logon", {}, wait_for_response)
+
+    def logout(self, wait_for_response: bool = True) -> Reply:
+        """End the session (``session.logout``); the connection stays open."""
+        return self._call("session.logout", {}, wait_for_response)
+
+    # Market data methods
+
+    def get_depth(
+        self, symbol: str, limit: Optional[int] = None, wait_for_response: bool = True
+    ) -> Reply:
+        """Order book (``depth``): ``limit`` is one of 5, 10, 20, 50, 100, 500, 1000."""
+        if self.enable_validation:
+            _require_symbol(symbol)
+            if limit is not None and limit not in _DEPTH_LIMITS:
+                raise OrderValidationError(
+                    f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {limit!r}"
+                )
+        return self._call("depth", {"symbol": symbol, "limit": limit}, wait_for_response)
+
+    def get_ticker_price(
+        self, symbol: Optional[str] = None, wait_for_response: bool = True
+    ) -> Reply:
+        """Latest price (``ticker.price``) of ``symbol``, or of every symbol when ``None``."""
+        return self._call("ticker.price", {"symbol": symbol}, wait_for_response)
+
+    def get_ticker_book(
+        self, symbol: Optional[str] = None, wait_for_response: bool = True
+    ) -> Reply:
+        """Best bid and ask (``ticker.book``) of ``symbol``, or of every symbol when ``None``."""
+        return self._call("ticker.book", {"symbol": symbol}, wait_for_response)
+
+    # Account methods
+
+    def get_position_info(
+        self, symbol: Optional[str] = None, wait_for_response: bool = True
+    ) -> Reply:
+        """Positions (``v2/account.position``) of ``symbol``, or all when ``None``."""
+        return self._call("v2/account.position", {"symbol": symbol}, wait_for_response)
+
+    def get_account_balance(self, wait_for_response: bool = True) -> Reply:
+        """Balances (``v2/account.balance``)."""
+        return self._call("v2/account.balance", {}, wait_for_response)
+
+    def get_account_status(self, wait_for_response: bool = True) -> Reply:
+        """Account information (``v2/account.status``)."""
+        return self._call("v2/account.status", {}, wait_for_response)
+
+    # Order methods: keyword names as Binance spells them (see orders.py for the rules)
+
+    def place_limit_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """A LIMIT order (``order.place``): symbol, side, quantity, price, timeInForce."""
+        return self._place("LIMIT", kwargs, wait_for_response)
+
+    def place_market_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """A MARKET order (``order.place``): symbol, side, quantity."""
+        return self._place("MARKET", kwargs, wait_for_response)
+
+    def place_stop_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """A STOP order (``algoOrder.place``): symbol, side, quantity, price, stopPrice."""
+        return self._place("STOP", kwargs, wait_for_response)
+
+    def place_stop_market_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """A STOP_MARKET order (``algoOrder.place``): stopPrice, and quantity or closePosition."""
+        return self._place("STOP_MARKET", kwargs, wait_for_response)
+
+    def place_take_profit_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """A TAKE_PROFIT order (``algoOrder.place``): quantity, price, stopPrice."""
+        return self._place("TAKE_PROFIT", kwargs, wait_for_response)
+
+    def place_take_profit_market_order(
+        self, wait_for_response: bool = True, **kwargs: Any
+    ) -> Reply:
+        """A TAKE_PROFIT_MARKET order (``algoOrder.place``): stopPrice, quantity/closePosition."""
+        return self._place("TAKE_PROFIT_MARKET", kwargs, wait_for_response)
+
+    def place_trailing_stop_market_order(
+        self, wait_for_response: bool = True, **kwargs: Any
+    ) -> Reply:
+        """A TRAILING_STOP_MARKET order (``algoOrder.place``): quantity, callbackRate."""
+        return self._place("TRAILING_STOP_MARKET", kwargs, wait_for_response)
+
+    # Private methods
+
+    def _new_client_order_id(self) -> str:
+        prefix = self.config.client_order_id_prefix
+        return prefix + uuid.uuid4().hex[: 36 - len(prefix)]
+
+    def _place(self, order_type: str, kwargs: dict[str, Any], wait_for_response: bool) -> Reply:
+        order = prepare_order(
+            order_type,
+            kwargs,
+            validate=self.enable_validation,
+            new_client_order_id=self._new_client_order_id,
+        )
+        return self._call(order.method, order.params, wait_for_response, order.client_order_id)
+
+    def _call(
+        self,
+        method: str,
+        params: dict[str, Any],
+        wait_for_response: bool,
+        client_order_id: Optional[str] = None,
+    ) -> Reply:
+        transport = self._transport
+        if transport is None:
+            raise ConnectionError("the service is not connected; call connect() first")
+        if client_order_id is None:
+            params = format_params(params)
+        future: DispatchedFuture = DispatchedFuture()
+        future._dispatcher = self._dispatcher
+        timeout = self.config.request_timeout
+        transport.submit(
+            Request(
+                method,
+                params,
+                METHODS[method].security,
+                future,
+                time.monotonic() + timeout,
+                client_order_id,
+            )
+        )
+        if not wait_for_response:
+            return future
+        if transport.in_io_thread():
+            raise RuntimeError("a blocking bfsync call cannot be made on bfsync's I/O thread")
+        try:
+            return future.result(timeout + _WAIT_MARGIN)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the request's own timeout error (a TimeoutError since 3.11)
+                raise
+            raise RequestTimeoutError(f"{method}: no reply within {timeout} s") from None
+
+
+def _require_symbol(symbol: Any) -> None:
+    if not isinstance(symbol, str) or not symbol:
+        raise OrderValidationError(f"symbol must be a non-empty string, got {symbol!r}")

@@ -1,0 +1,635 @@
+"""
+The I/O thread: the only module that imports websocket-client.
+
+Theory of operation
+-------------------
+One ``Transport`` per service owns one daemon thread (``bfsync-io-N``). Only that thread
+touches the socket and the signer. Caller threads never block on it and it never blocks on
+them:
+
+- ``submit()`` (any thread) appends a ``Request`` to the outbox, a deque, and wakes the
+  I/O thread by writing one byte to a socket pair, unless a wake-up is already on its way.
+- The I/O thread waits in ``select`` on the WebSocket and the wake socket, with a timeout
+  equal to the nearest deadline. It takes every queued request (dropping those the caller
+  cancelled), gives each a fresh id and registers it in ``pending`` *before* sending, stamps
+  ``timestamp`` (and ``recvWindow``), signs it unless an Ed25519 session is logged on, and
+  writes all of them in one ``sendall``.
+- Replies are read in large chunks below websocket-client's own frame parser (so one
+  ``recv`` may deliver many frames), matched to ``pending`` by id in any order, and settle
+  the caller's future. Pings are answered by websocket-client.
+- A request not answered by its deadline fails with ``RequestTimeoutError`` (for an order:
+  ``OrderTimeoutError``, outcome unknown). A late reply to it is logged and dropped.
+- When the link is lost every pending request fails at once with ``ConnectionLostError``
+  (orders: ``OrderConnectionLostError``); queued requests that were never sent wait for the
+  next connection, each still bounded by its deadline. The thread reconnects (first attempt
+  at once, then ``reconnect_delay`` doubling to ``max_reconnect_delay``, with jitter) and logs
+  on again if an Ed25519 session was logged on. After ``max_reconnect_attempts`` failures the
+  transport is *failed*: everything queued fails and ``submit`` raises ``ConnectionError``.
+- ``close()`` from any thread (or from the I/O thread itself, without joining it) sets a
+  flag and wakes the thread, which fails what is left and exits; if it does not exit in time
+  the socket is shut down under it (websocket-client's own ``close()`` reads frames and would
+  race the reader). Every path out of the thread settles every future.
+
+Errors of websocket-client, ``OSError`` and ``ssl`` are turned into bfsync's exceptions here,
+at one boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import logging
+import random
+import select
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Optional
+
+import websocket
+from websocket import ABNF
+
+from .config import Config
+from .exceptions import (
+    ConnectionError,
+    ConnectionLostError,
+    OrderConnectionLostError,
+    OrderTimeoutError,
+    RequestTimeoutError,
+)
+from .protocol import NONE, SIGNED, decode_frame, encode_request, error_for
+from .signing import ED25519, Signer, canonical_payload
+
+__all__ = ["Request", "State", "Transport"]
+
+log = logging.getLogger("bfsync.transport")
+
+_thread_numbers = itertools.count(1)
+_READ_CHUNK = 1 << 16
+_IO_TIMEOUT = 10.0  # bound on finishing a partly received frame or a blocked send
+_MAX_FRAME = 16 << 20  # replies larger than this are dropped, the link is kept
+
+
+class State(str, enum.Enum):
+    """What the service is doing; the values are plain strings."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    LOGGED_IN = "logged_in"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Request:
+    """One request on its way: built by the caller's thread, owned by the I/O thread after."""
+
+    __slots__ = ("client_order_id", "deadline", "future", "id", "method", "params", "security")
+
+    def __init__(
+        self,
+        method: str,
+        params: dict[str, Any],
+        security: str,
+        future: Any,
+        deadline: float,
+        client_order_id: Optional[str] = None,
+    ) -> None:
+        self.method = method
+        self.params = params
+        self.security = security
+        self.future = future
+        self.deadline = deadline
+        self.client_order_id = client_order_id
+        self.id = 0
+
+
+class _LinkLost(Exception):
+    """Internal: the current connection is gone (``__cause__`` says why)."""
+
+
+class Transport:
+    """
+    The I/O thread and its connection. See the module docstring.
+
+    Args:
+        config: the service's settings.
+        signer: signs requests; used only on the I/O thread.
+        api_key: sent as ``apiKey`` on signed requests.
+        on_state: called with each new ``State``; must not block (the service posts it to the
+            dispatcher thread).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        signer: Signer,
+        api_key: str,
+        on_state: Callable[[State], None] = lambda state: None,
+    ) -> None:
+        self._config = config
+        self._signer = signer
+        self._api_key = api_key
+        self._on_state = on_state
+        url = config.ws_url
+        if not config.return_rate_limits:
+            url += ("&" if "?" in url else "?") + "returnRateLimits=false"
+        self._url = url
+        self._outbox: deque[Request] = deque()
+        self._pending: dict[int, Request] = {}
+        self._ids = itertools.count(1)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_armed = False  # a wake byte is on its way; the I/O thread clears this
+        self._ws: Any = None
+        self._sock: Optional[socket.socket] = None
+        self._rbuf = b""
+        self._logged_on = False  # this connection has an Ed25519 session
+        self._want_logon = False  # log on again after a reconnect
+        self._closing = False
+        self._accepting = False
+        self._state = State.CLOSED
+        self._failure: Optional[BaseException] = None
+        self._opened = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._io_ident: Optional[int] = None
+        self.reconnects = 0
+        self.last_message_time: Optional[float] = None
+        self.last_logon_error: Optional[BaseException] = None
+
+    # Public methods (any thread)
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def pending_count(self) -> int:
+        """Requests sent and not yet answered, plus those queued."""
+        return len(self._pending) + len(self._outbox)
+
+    def open(self) -> None:
+        """
+        Start the I/O thread and wait until the first connection is up.
+
+        Waits at most ``connection_timeout`` (plus a second). Raises ``ConnectionError``,
+        chained from the cause, when the handshake fails; then no thread is left running.
+        """
+        self._set_state(State.CONNECTING)
+        self._accepting = True
+        thread = threading.Thread(
+            target=self._run, name=f"bfsync-io-{next(_thread_numbers)}", daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        if not self._opened.wait(self._config.connection_timeout + 1.0):
+            self.close()
+            raise ConnectionError(
+                f"no connection to {self._config.ws_url} within {self._config.connection_timeout} s"
+            )
+        if self._failure is not None:
+            thread.join(2.0)
+            raise ConnectionError(
+                f"cannot connect to {self._config.ws_url}: {self._failure}"
+            ) from self._failure
+
+    def submit(self, request: Request) -> None:
+        """
+        Queue a request; its future settles on the I/O thread.
+
+        Raises:
+            ConnectionError: the transport is closed or failed.
+        """
+        if not self._accepting:
+            raise self._not_connected()
+        self._outbox.append(request)
+        if not self._wake_armed:
+            self._wake_armed = True
+            # OSError: the buffer is full (a wake-up is pending anyway), or we are closing.
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"\0")
+        if not self._accepting:
+            # The I/O thread stopped between our check and our append: fail it ourselves.
+            try:
+                self._outbox.remove(request)
+            except ValueError:
+                return  # the I/O thread took it and settles it
+            raise self._not_connected()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """
+        Stop the I/O thread; fail what is pending and queued with ``ConnectionLostError``.
+
+        Idempotent, callable from any thread, including the I/O thread itself (then it does
+        not wait for it). Waits at most about ``timeout`` seconds, then shuts the socket down
+        under the thread and waits one more second.
+        """
+        self._accepting = False
+        self._closing = True
+        self._wake()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("I/O thread did not stop within %.1f s; aborting its socket", timeout)
+            self._abort_socket()
+            thread.join(1.0)
+
+    def in_io_thread(self) -> bool:
+        return threading.get_ident() == self._io_ident
+
+    # The I/O thread
+
+    def _run(self) -> None:
+        self._io_ident = threading.get_ident()
+        cause: Optional[BaseException] = None
+        attempts = 0
+        try:
+            while not self._closing:
+                try:
+                    self._connect()
+                except Exception as exc:
+                    cause = exc
+                    if not self._opened.is_set():
+                        self._failure = exc
+                        return
+                    attempts += 1
+                    if attempts > self._config.max_reconnect_attempts:
+                        log.error("giving up after %d reconnection attempts: %s", attempts - 1, exc)
+                        self._failure = exc
+                        return
+                    log.warning("reconnection attempt %d failed: %s", attempts, exc)
+                    self._sleep(self._backoff(attempts))
+                    continue
+                if self._opened.is_set():
+                    self.reconnects += 1
+                attempts = 0
+                self._set_state(State.CONNECTED)
+                self._opened.set()
+                if self._want_logon:
+                    self._relogon()
+                try:
+                    self._serve()
+                except _LinkLost as lost:
+                    cause = lost.__cause__ or lost
+                    log.warning("connection lost: %s", cause)
+                    self._drop_link(cause)
+                    if self._config.max_reconnect_attempts == 0:
+                        self._failure = cause
+                        return
+                    self._set_state(State.RECONNECTING)
+        except BaseException as exc:  # pragma: no cover - a bug; still settle every future
+            log.exception("I/O thread crashed")
+            cause = exc
+            self._failure = exc
+        finally:
+            self._shutdown(cause)
+
+    def _backoff(self, attempt: int) -> float:
+        """The wait before reconnection attempt ``attempt + 1``: the first retry is at once."""
+        if attempt <= 1:
+            return 0.0
+        base = min(
+            self._config.reconnect_delay * 2 ** (attempt - 2), self._config.max_reconnect_delay
+        )
+        return float(base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, woken early by close(); queued requests still time out meanwhile."""
+        end = time.monotonic() + seconds
+        while not self._closing:
+            now = time.monotonic()
+            if now >= end:
+                return
+            self._expire_outbox(now)
+            nearest = self._outbox[0].deadline if self._outbox else end
+            select.select([self._wake_r], [], [], max(0.0, min(end, nearest) - now))
+            self._drain_wake()
+
+    def _connect(self) -> None:
+        self._ws = None
+        ws: Any = websocket.WebSocket(enable_multithread=False, skip_utf8_validation=True)
+        self._ws = ws
+        try:
+            ws.connect(self._url, timeout=self._config.connection_timeout)
+        except Exception:
+            self._ws = None
+            with contextlib.suppress(Exception):  # best effort on a failed handshake
+                ws.shutdown()
+            raise
+        if self._closing:
+            raise ConnectionError("closed while connecting")
+        sock: socket.socket = ws.sock
+        sock.settimeout(_IO_TIMEOUT)
+        self._sock = sock
+        self._rbuf = b""
+        # Read in large chunks under websocket-client's frame parser: one recv, many frames.
+        ws.frame_buffer.recv = self._buffered_recv
+        self._logged_on = False
+        self.last_message_time = time.monotonic()
+
+    def _buffered_recv(self, bufsize: int) -> bytes:
+        buf = self._rbuf
+        if not buf:
+            assert self._sock is not None
+            buf = self._sock.recv(max(bufsize, _READ_CHUNK))
+            if not buf:
+                raise websocket.WebSocketConnectionClosedException("the server closed the link")
+        if len(buf) <= bufsize:
+            self._rbuf = b""
+            return buf
+        self._rbuf = buf[bufsize:]
+        return buf[:bufsize]
+
+    def _serve(self) -> None:
+        """Run the connection until it is lost (raises ``_LinkLost``) or close() is called."""
+        ws = self._ws
+        sock = self._sock
+        assert ws is not None and sock is not None
+        wake = self._wake_r
+        readers = [sock, wake]
+        pending = self._pending
+        outbox = self._outbox
+        try:
+            while not self._closing:
+                if self._rbuf or _tls_pending(sock):
+                    ready: list[Any] = [sock]
+                    if outbox:
+                        ready.append(wake)
+                else:
+                    ready = select.select(readers, [], [], self._next_timeout())[0]
+                if wake in ready:
+                    self._drain_wake()
+                if outbox:
+                    self._wake_armed = False  # before taking: a later submit() wakes us again
+                    self._send_queued()
+                if sock in ready:
+                    self._receive()
+                if pending or outbox:
+                    self._expire(time.monotonic())
+        except (OSError, websocket.WebSocketException, ValueError) as exc:
+            if self._closing:
+                return
+            raise _LinkLost() from exc
+
+    def _next_timeout(self) -> Optional[float]:
+        deadline: Optional[float] = None
+        if self._pending:
+            deadline = self._pending[next(iter(self._pending))].deadline
+        if self._outbox:
+            first = self._outbox[0].deadline
+            deadline = first if deadline is None else min(deadline, first)
+        if deadline is None:
+            return None
+        return max(0.0, deadline - time.monotonic())
+
+    def _drain_wake(self) -> None:
+        self._wake_armed = False
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _send_queued(self) -> None:
+        frames = []
+        outbox = self._outbox
+        pending = self._pending
+        while outbox:
+            request = outbox.popleft()
+            if not request.future.set_running_or_notify_cancel():
+                continue  # cancelled by the caller before it was sent
+            request.id = request_id = next(self._ids)
+            pending[request_id] = request
+            try:
+                text = encode_request(request_id, request.method, self._stamp(request))
+            except Exception as exc:  # a value json cannot encode: the caller's mistake
+                del pending[request_id]
+                request.future.set_exception(
+                    ValueError(f"{request.method}: params cannot be sent: {exc}")
+                )
+                continue
+            frames.append(ABNF.create_frame(text, ABNF.OPCODE_TEXT).format())
+        if frames:
+            assert self._sock is not None
+            self._sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
+
+    def _stamp(self, request: Request) -> dict[str, Any]:
+        security = request.security
+        params = request.params
+        if security == NONE:
+            return params
+        if security != SIGNED:  # USER_STREAM: the API key only
+            params["apiKey"] = self._api_key
+            return params
+        params["timestamp"] = int(time.time() * 1000)
+        if self._config.recv_window is not None and "recvWindow" not in params:
+            params["recvWindow"] = self._config.recv_window
+        if self._logged_on and request.method != "session.logon":
+            return params
+        params["apiKey"] = self._api_key
+        params["signature"] = self._signer.sign(canonical_payload(params))
+        return params
+
+    def _receive(self) -> None:
+        """Read and dispatch every complete frame that has arrived."""
+        ws = self._ws
+        assert ws is not None
+        while True:
+            opcode, frame = ws.recv_data_frame(True)
+            self.last_message_time = time.monotonic()
+            if opcode == ABNF.OPCODE_TEXT:
+                self._dispatch(frame.data)
+            elif opcode == ABNF.OPCODE_CLOSE:
+                raise websocket.WebSocketConnectionClosedException(
+                    f"the server closed the link{_close_reason(frame.data)}"
+                )
+            elif opcode == ABNF.OPCODE_BINARY:
+                log.warning("ignored a binary frame of %d bytes", len(frame.data))
+            # Pings were answered by websocket-client; pongs only refresh last_message_time.
+            if not self._rbuf and not _tls_pending(self._sock):
+                return
+
+    def _dispatch(self, data: bytes) -> None:
+        if len(data) > _MAX_FRAME:
+            log.warning("ignored a frame of %d bytes (over %d)", len(data), _MAX_FRAME)
+            return
+        try:
+            reply = decode_frame(data)
+        except ValueError:
+            log.warning("ignored a frame that is not a JSON object: %.200r", data)
+            return
+        reply_id = reply.get("id")
+        request = self._pending.pop(reply_id, None) if isinstance(reply_id, int) else None
+        if request is None:
+            log.warning(
+                "ignored a reply with unknown id %r (status %r)",
+                reply.get("id"),
+                reply.get("status"),
+            )
+            return
+        future = request.future
+        if reply.get("status") == 200:
+            method = request.method
+            if method == "session.logon":
+                self._logged_on = self._want_logon = True
+                self._set_state(State.LOGGED_IN)
+            elif method == "session.logout":
+                self._logged_on = self._want_logon = False
+                self._set_state(State.CONNECTED)
+            future.set_result(reply)
+        else:
+            future.set_exception(error_for(reply, request.method, int(time.time() * 1000)))
+
+    def _expire(self, now: float) -> None:
+        pending = self._pending
+        while pending:
+            request_id = next(iter(pending))
+            request = pending[request_id]
+            if request.deadline > now:
+                break
+            del pending[request_id]
+            timeout = self._config.request_timeout
+            if request.client_order_id is not None:
+                request.future.set_exception(
+                    OrderTimeoutError(
+                        f"{request.method}: no reply within {timeout} s; the order may or may "
+                        f"not have been placed (client order id {request.client_order_id!r})",
+                        client_order_id=request.client_order_id,
+                    )
+                )
+            else:
+                request.future.set_exception(
+                    RequestTimeoutError(f"{request.method}: no reply within {timeout} s")
+                )
+        self._expire_outbox(now)
+
+    def _expire_outbox(self, now: float) -> None:
+        outbox = self._outbox
+        while outbox and outbox[0].deadline <= now:
+            request = outbox.popleft()
+            if request.future.set_running_or_notify_cancel():
+                request.future.set_exception(
+                    RequestTimeoutError(
+                        f"{request.method}: not sent within {self._config.request_timeout} s "
+                        "(no connection); it never reached the server"
+                    )
+                )
+
+    def _relogon(self) -> None:
+        """Queue ``session.logon`` ahead of everything else on a new connection."""
+        from concurrent.futures import Future
+
+        future: Future[dict[str, Any]] = Future()
+        future.add_done_callback(self._relogon_done)
+        request = Request(
+            "session.logon",
+            {},
+            SIGNED,
+            future,
+            time.monotonic() + self._config.request_timeout,
+        )
+        self._outbox.appendleft(request)
+
+    def _relogon_done(self, future: Any) -> None:
+        exc = future.exception()
+        self.last_logon_error = exc
+        if exc is not None:
+            log.warning("logging on again after reconnecting failed: %s", exc)
+
+    def _drop_link(self, cause: BaseException) -> None:
+        """Fail every request in flight at once; queued requests wait for the next link."""
+        self._abort_socket()
+        self._ws = None
+        self._sock = None
+        self._logged_on = False
+        self._fail_pending(cause, "the connection was lost")
+
+    def _fail_pending(self, cause: Optional[BaseException], why: str) -> None:
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for request in pending:
+            if request.client_order_id is not None:
+                exc: Exception = OrderConnectionLostError(
+                    f"{request.method}: {why} after the order was sent; it may or may not have "
+                    f"been placed (client order id {request.client_order_id!r})",
+                    client_order_id=request.client_order_id,
+                )
+            else:
+                exc = ConnectionLostError(f"{request.method}: {why} before the reply came")
+            exc.__cause__ = cause
+            request.future.set_exception(exc)
+
+    def _shutdown(self, cause: Optional[BaseException]) -> None:
+        """Every path out of the I/O thread comes here: settle everything, release the socket."""
+        self._accepting = False
+        closing = self._closing
+        ws = self._ws
+        if ws is not None and closing:
+            with contextlib.suppress(Exception):  # best effort: the peer may be gone already
+                ws.send_close()
+        self._abort_socket()
+        self._ws = None
+        self._sock = None
+        why = "the service was closed" if closing else "the connection was lost"
+        self._fail_pending(None if closing else cause, why)
+        while self._outbox:
+            request = self._outbox.popleft()
+            if request.future.set_running_or_notify_cancel():
+                exc = ConnectionLostError(f"{request.method}: {why} before it was sent")
+                exc.__cause__ = cause
+                request.future.set_exception(exc)
+        self._set_state(State.CLOSED if closing or cause is None else State.FAILED)
+        self._opened.set()
+        for s in (self._wake_r, self._wake_w):
+            s.close()
+
+    def _abort_socket(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        with contextlib.suppress(Exception):  # already closed
+            ws.shutdown()  # shutdown(SHUT_RDWR) then close: wakes a blocked recv
+
+    def _set_state(self, state: State) -> None:
+        if state is not self._state:
+            self._state = state
+            self._on_state(state)
+
+    def _not_connected(self) -> ConnectionError:
+        if self._state is State.FAILED and self._failure is not None:
+            exc = ConnectionError(
+                f"the service failed ({self._failure}); call connect() to start again"
+            )
+            exc.__cause__ = self._failure
+            return exc
+        return ConnectionError("the service is not connected; call connect() first")
+
+    def logged_on_with(self) -> Optional[str]:
+        return ED25519 if self._logged_on else None
+
+
+def _tls_pending(sock: Any) -> bool:
+    """Whether ``ssl`` holds decrypted bytes that ``select`` cannot see."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending and pending())
+
+
+def _close_reason(data: bytes) -> str:
+    if len(data) >= 2:
+        code = int.from_bytes(data[:2], "big")
+        reason = data[2:].decode("utf-8", "replace")
+        return f" (close code {code}{': ' + reason if reason else ''})"
+    return ""
