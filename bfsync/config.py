@@ -100,6 +100,7 @@ class Config:
     )
     max_connection_age: float = attrs.field(default=23 * 3600, validator=_positive_number)
     client_order_id_prefix: str = attrs.field(default="bfs-", validator=_prefix)
+    retry_reads: bool = attrs.field(default=False, validator=_bool)
 
     @classmethod
     def from_dict(cls, config: Optional[Mapping[str, Any]], **defaults: Any) -> Config:

@@ -37,29 +37,30 @@ SIGNED = "SIGNED"
 
 
 class MethodInfo(NamedTuple):
-    """How a wire method is sent: its security, request weight and whether it places orders."""
+    """How a wire method is sent: security, request weight, whether it places orders or reads."""
 
     security: str
     weight: int
     is_order: bool = False
+    is_read: bool = False  # safe to send again: changes nothing on the server
 
 
 METHODS: dict[str, MethodInfo] = {
     "session.logon": MethodInfo(SIGNED, 2),
-    "session.status": MethodInfo(NONE, 2),
+    "session.status": MethodInfo(NONE, 2, is_read=True),
     "session.logout": MethodInfo(NONE, 2),
-    "depth": MethodInfo(NONE, 5),
-    "ticker.price": MethodInfo(NONE, 1),
-    "ticker.book": MethodInfo(NONE, 2),
+    "depth": MethodInfo(NONE, 5, is_read=True),
+    "ticker.price": MethodInfo(NONE, 1, is_read=True),
+    "ticker.book": MethodInfo(NONE, 2, is_read=True),
     "order.place": MethodInfo(SIGNED, 0, is_order=True),
     "algoOrder.place": MethodInfo(SIGNED, 0, is_order=True),
     "order.modify": MethodInfo(SIGNED, 1, is_order=True),
     "order.cancel": MethodInfo(SIGNED, 1),
-    "order.status": MethodInfo(SIGNED, 1),
+    "order.status": MethodInfo(SIGNED, 1, is_read=True),
     "algoOrder.cancel": MethodInfo(SIGNED, 1),
-    "v2/account.position": MethodInfo(SIGNED, 5),
-    "v2/account.balance": MethodInfo(SIGNED, 5),
-    "v2/account.status": MethodInfo(SIGNED, 5),
+    "v2/account.position": MethodInfo(SIGNED, 5, is_read=True),
+    "v2/account.balance": MethodInfo(SIGNED, 5, is_read=True),
+    "v2/account.status": MethodInfo(SIGNED, 5, is_read=True),
     "userDataStream.start": MethodInfo(USER_STREAM, 1),
     "userDataStream.ping": MethodInfo(USER_STREAM, 1),
     "userDataStream.stop": MethodInfo(USER_STREAM, 1),

@@ -54,13 +54,15 @@ from websocket import ABNF
 
 from .config import Config
 from .exceptions import (
+    AuthenticationError,
     ConnectionError,
     ConnectionLostError,
     OrderConnectionLostError,
     OrderTimeoutError,
+    RateLimitError,
     RequestTimeoutError,
 )
-from .protocol import NONE, SIGNED, decode_frame, encode_request, error_for
+from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error_for
 from .signing import ED25519, Signer, canonical_payload
 
 __all__ = ["Request", "State", "Transport"]
@@ -71,6 +73,8 @@ _thread_numbers = itertools.count(1)
 _READ_CHUNK = 1 << 16
 _IO_TIMEOUT = 10.0  # bound on finishing a partly received frame or a blocked send
 _MAX_FRAME = 16 << 20  # replies larger than this are dropped, the link is kept
+_PONG_TIMEOUT = 10.0  # after our ping, silence this long (at most ping_interval) is a dead link
+_DEFAULT_BAN = 120.0  # a 418 that does not say until when: Binance's shortest ban
 
 
 class State(str, enum.Enum):
@@ -90,7 +94,17 @@ class State(str, enum.Enum):
 class Request:
     """One request on its way: built by the caller's thread, owned by the I/O thread after."""
 
-    __slots__ = ("client_order_id", "deadline", "future", "id", "method", "params", "security")
+    __slots__ = (
+        "client_order_id",
+        "deadline",
+        "future",
+        "id",
+        "method",
+        "params",
+        "retried",
+        "security",
+        "via_session",
+    )
 
     def __init__(
         self,
@@ -108,6 +122,8 @@ class Request:
         self.deadline = deadline
         self.client_order_id = client_order_id
         self.id = 0
+        self.via_session = False  # sent without a signature, on a logged-on session
+        self.retried = False
 
 
 class _LinkLost(Exception):
@@ -163,6 +179,9 @@ class Transport:
         self.reconnects = 0
         self.last_message_time: Optional[float] = None
         self.last_logon_error: Optional[BaseException] = None
+        self._ping_sent: Optional[float] = None
+        self._pong_timeout = min(_PONG_TIMEOUT, config.ping_interval)
+        self._banned_until = 0.0  # time.monotonic() before which nothing is sent (418)
 
     # Public methods (any thread)
 
@@ -209,6 +228,15 @@ class Transport:
         """
         if not self._accepting:
             raise self._not_connected()
+        if self._banned_until:
+            wait = self._banned_until - time.monotonic()
+            if wait > 0:
+                raise RateLimitError(
+                    f"{request.method}: not sent, the server banned this IP (status 418); "
+                    f"retry in {wait:.0f} s",
+                    retry_after=wait,
+                    status=418,
+                )
         self._outbox.append(request)
         if not self._wake_armed:
             self._wake_armed = True
@@ -334,6 +362,7 @@ class Transport:
         # Read in large chunks under websocket-client's frame parser: one recv, many frames.
         ws.frame_buffer.recv = self._buffered_recv
         self._logged_on = False
+        self._ping_sent = None
         self.last_message_time = time.monotonic()
 
     def _buffered_recv(self, bufsize: int) -> bytes:
@@ -373,23 +402,43 @@ class Transport:
                     self._send_queued()
                 if sock in ready:
                     self._receive()
+                now = time.monotonic()
                 if pending or outbox:
-                    self._expire(time.monotonic())
+                    self._expire(now)
+                self._check_liveness(now)
         except (OSError, websocket.WebSocketException, ValueError) as exc:
             if self._closing:
                 return
             raise _LinkLost() from exc
 
-    def _next_timeout(self) -> Optional[float]:
-        deadline: Optional[float] = None
+    def _check_liveness(self, now: float) -> None:
+        """Ping after ``ping_interval`` of silence; no answer in time means the link is dead."""
+        silent_since = self.last_message_time or now
+        if self._ping_sent is not None:
+            if silent_since >= self._ping_sent:
+                self._ping_sent = None  # something arrived after our ping: alive
+            elif now - self._ping_sent > self._pong_timeout:
+                raise websocket.WebSocketTimeoutException(
+                    f"no answer to a ping within {self._pong_timeout:g} s"
+                )
+        elif now - silent_since > self._config.ping_interval:
+            self._ping_sent = now
+            assert self._ws is not None
+            self._ws.ping()
+
+    def _next_timeout(self) -> float:
+        silent_since = self.last_message_time or time.monotonic()
+        deadline: float = (
+            self._ping_sent + self._pong_timeout
+            if self._ping_sent is not None
+            else silent_since + self._config.ping_interval
+        )
         if self._pending:
-            deadline = self._pending[next(iter(self._pending))].deadline
+            deadline = min(deadline, self._pending[next(iter(self._pending))].deadline)
         if self._outbox:
             first = self._outbox[0].deadline
-            deadline = first if deadline is None else min(deadline, first)
-        if deadline is None:
-            return None
-        return max(0.0, deadline - time.monotonic())
+            deadline = min(deadline, first)
+        return max(0.0, deadline - time.monotonic() + 0.001)
 
     def _drain_wake(self) -> None:
         self._wake_armed = False
@@ -438,6 +487,7 @@ class Transport:
         if self._config.recv_window is not None and "recvWindow" not in params:
             params["recvWindow"] = self._config.recv_window
         if self._logged_on and request.method != "session.logon":
+            request.via_session = True
             return params
         params["apiKey"] = self._api_key
         params["signature"] = self._signer.sign(canonical_payload(params))
@@ -474,6 +524,9 @@ class Transport:
         reply_id = reply.get("id")
         request = self._pending.pop(reply_id, None) if isinstance(reply_id, int) else None
         if request is None:
+            if reply_id is None and reply.get("status") == 401:
+                self._session_revoked(reply)
+                return
             log.warning(
                 "ignored a reply with unknown id %r (status %r)",
                 reply.get("id"),
@@ -491,7 +544,28 @@ class Transport:
                 self._set_state(State.CONNECTED)
             future.set_result(reply)
         else:
-            future.set_exception(error_for(reply, request.method, int(time.time() * 1000)))
+            exc = error_for(reply, request.method, int(time.time() * 1000))
+            if reply.get("status") == 418:
+                wait = getattr(exc, "retry_after", None)
+                self._banned_until = time.monotonic() + (wait if wait else _DEFAULT_BAN)
+                log.error("the server banned this IP (418): sending nothing for %.0f s", wait or 0)
+            future.set_exception(exc)
+
+    def _session_revoked(self, reply: dict[str, Any]) -> None:
+        """A 401 with ``id: null``: the key was revoked; requests that relied on it fail."""
+        log.error("the server revoked the API key (401): the session is logged out")
+        self._logged_on = self._want_logon = False
+        if self._state is State.LOGGED_IN:
+            self._set_state(State.CONNECTED)
+        for request_id, request in list(self._pending.items()):
+            if request.via_session or request.security == SIGNED:
+                del self._pending[request_id]
+                request.future.set_exception(
+                    AuthenticationError(
+                        f"{request.method}: the server revoked the API key (status 401, "
+                        f"{reply.get('error')}); the request may not have been processed"
+                    )
+                )
 
     def _expire(self, now: float) -> None:
         pending = self._pending
@@ -555,6 +629,15 @@ class Transport:
         self._ws = None
         self._sock = None
         self._logged_on = False
+        if self._config.retry_reads:
+            # Reads (never orders) go again once, first in line, on the next connection.
+            retry = [
+                r for r in self._pending.values() if not r.retried and METHODS[r.method].is_read
+            ]
+            for request in reversed(retry):
+                del self._pending[request.id]
+                request.retried = True
+                self._outbox.appendleft(request)
         self._fail_pending(cause, "the connection was lost")
 
     def _fail_pending(self, cause: Optional[BaseException], why: str) -> None:
