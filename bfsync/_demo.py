@@ -64,7 +64,9 @@ def _embedded_exchange() -> Iterator[tuple[str, str, str]]:
     try:
         from .testing import FakeExchange
     except ImportError as exc:
-        raise SystemExit(f"{exc}\nthe embedded exchange needs: pip install 'bfsync[testing]'")
+        raise SystemExit(
+            f"{exc}\nthe embedded exchange needs: pip install 'bfsync[testing]'"
+        ) from None
     with tempfile.TemporaryDirectory() as directory, FakeExchange() as exchange:
         api_key, key_path = exchange.add_ed25519_key(directory)
         print(f"embedded FakeExchange at {exchange.url}, Ed25519 key generated")

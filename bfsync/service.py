@@ -123,6 +123,12 @@ class WebSocketService:
         return transport.reconnects if transport is not None else 0
 
     @property
+    def rotations(self) -> int:
+        """How many times the connection was replaced before the server's 24 h limit."""
+        transport = self._transport
+        return transport.rotations if transport is not None else 0
+
+    @property
     def pending(self) -> int:
         """Requests queued or in flight."""
         transport = self._transport

@@ -63,7 +63,7 @@ from .exceptions import (
     RequestTimeoutError,
 )
 from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error_for
-from .signing import ED25519, Signer, canonical_payload
+from .signing import Signer, canonical_payload
 
 __all__ = ["Request", "State", "Transport"]
 
@@ -130,6 +130,45 @@ class _LinkLost(Exception):
     """Internal: the current connection is gone (``__cause__`` says why)."""
 
 
+class _Link:
+    """
+    One WebSocket connection: websocket-client's ``WebSocket`` over a read buffer.
+
+    Bytes are read in large chunks under websocket-client's frame parser, so one ``recv``
+    may deliver many frames; ``buffered()`` says whether frames may be waiting that
+    ``select`` cannot see (ours, or ``ssl``'s).
+    """
+
+    __slots__ = ("opened_at", "rbuf", "sock", "ws")
+
+    def __init__(self, ws: Any, opened_at: float) -> None:
+        self.ws = ws
+        self.sock: socket.socket = ws.sock
+        self.sock.settimeout(_IO_TIMEOUT)
+        self.rbuf = b""
+        self.opened_at = opened_at
+        ws.frame_buffer.recv = self.recv
+
+    def recv(self, bufsize: int) -> bytes:
+        buf = self.rbuf
+        if not buf:
+            buf = self.sock.recv(max(bufsize, _READ_CHUNK))
+            if not buf:
+                raise websocket.WebSocketConnectionClosedException("the server closed the link")
+        if len(buf) <= bufsize:
+            self.rbuf = b""
+            return buf
+        self.rbuf = buf[bufsize:]
+        return buf[:bufsize]
+
+    def buffered(self) -> bool:
+        return bool(self.rbuf) or _tls_pending(self.sock)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # already closed
+            self.ws.shutdown()  # shutdown(SHUT_RDWR) then close: wakes a blocked recv
+
+
 class Transport:
     """
     The I/O thread and its connection. See the module docstring.
@@ -164,9 +203,12 @@ class Transport:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._wake_armed = False  # a wake byte is on its way; the I/O thread clears this
-        self._ws: Any = None
-        self._sock: Optional[socket.socket] = None
-        self._rbuf = b""
+        self._link: Optional[_Link] = None
+        self._connecting: Any = None  # the WebSocket during a handshake, for _abort_socket
+        self._draining: Optional[_Link] = None  # the previous link during a rotation
+        self._drain_below = 0  # requests with smaller ids were sent on the draining link
+        self._drain_until = 0.0
+        self.rotations = 0
         self._logged_on = False  # this connection has an Ed25519 session
         self._want_logon = False  # log on again after a reconnect
         self._closing = False
@@ -180,6 +222,7 @@ class Transport:
         self.last_message_time: Optional[float] = None
         self.last_logon_error: Optional[BaseException] = None
         self._ping_sent: Optional[float] = None
+        self._max_age = config.max_connection_age
         self._pong_timeout = min(_PONG_TIMEOUT, config.ping_interval)
         self._banned_until = 0.0  # time.monotonic() before which nothing is sent (418)
 
@@ -343,69 +386,115 @@ class Transport:
             self._drain_wake()
 
     def _connect(self) -> None:
-        self._ws = None
-        ws: Any = websocket.WebSocket(enable_multithread=False, skip_utf8_validation=True)
-        self._ws = ws
-        try:
-            ws.connect(self._url, timeout=self._config.connection_timeout)
-        except Exception:
-            self._ws = None
-            with contextlib.suppress(Exception):  # best effort on a failed handshake
-                ws.shutdown()
-            raise
-        if self._closing:
-            raise ConnectionError("closed while connecting")
-        sock: socket.socket = ws.sock
-        sock.settimeout(_IO_TIMEOUT)
-        self._sock = sock
-        self._rbuf = b""
-        # Read in large chunks under websocket-client's frame parser: one recv, many frames.
-        ws.frame_buffer.recv = self._buffered_recv
+        self._link = self._handshake()
         self._logged_on = False
         self._ping_sent = None
         self.last_message_time = time.monotonic()
 
-    def _buffered_recv(self, bufsize: int) -> bytes:
-        buf = self._rbuf
-        if not buf:
-            assert self._sock is not None
-            buf = self._sock.recv(max(bufsize, _READ_CHUNK))
-            if not buf:
-                raise websocket.WebSocketConnectionClosedException("the server closed the link")
-        if len(buf) <= bufsize:
-            self._rbuf = b""
-            return buf
-        self._rbuf = buf[bufsize:]
-        return buf[:bufsize]
+    def _handshake(self) -> _Link:
+        ws: Any = websocket.WebSocket(enable_multithread=False, skip_utf8_validation=True)
+        self._connecting = ws
+        try:
+            ws.connect(self._url, timeout=self._config.connection_timeout)
+            if self._closing:
+                raise ConnectionError("closed while connecting")
+            return _Link(ws, time.monotonic())
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort on a failed handshake
+                ws.shutdown()
+            raise
+        finally:
+            self._connecting = None
+
+    def _rotate(self, now: float) -> None:
+        """
+        Replace a link before the server's 24 h limit, losing nothing.
+
+        The new link is opened (and logged on, if a session was) before the old one stops
+        taking requests; the old one keeps delivering the replies it owes, then is closed.
+        """
+        assert self._link is not None
+        try:
+            new = self._handshake()
+        except Exception as exc:
+            if self._closing:
+                return
+            log.warning("could not open a connection to rotate to (%s); retrying later", exc)
+            self._link.opened_at = now + self._config.reconnect_delay - self._max_age
+            return
+        log.info("rotating the connection after %.0f s", now - self._link.opened_at)
+        self._draining, self._link = self._link, new
+        self._drain_below = next(self._ids)
+        self._drain_until = now + self._config.request_timeout + 1.0
+        self._logged_on = False
+        self._ping_sent = None
+        self.rotations += 1
+        if self._want_logon:
+            self._relogon()
+
+    def _serve_draining(self, ready: list[Any], now: float) -> None:
+        """Read what the old link still owes; close it once it owes nothing."""
+        old = self._draining
+        assert old is not None
+        if old.sock in ready or old.buffered():
+            try:
+                self._receive(old)
+            except (OSError, websocket.WebSocketException, ValueError) as exc:
+                self._end_drain(exc)
+                return
+        pending = self._pending
+        oldest = next(iter(pending)) if pending else self._drain_below
+        if oldest >= self._drain_below or now > self._drain_until:
+            self._end_drain(None)
+
+    def _end_drain(self, cause: Optional[BaseException]) -> None:
+        old = self._draining
+        self._draining = None
+        if old is None:
+            return
+        with contextlib.suppress(Exception):  # best effort: it owes nothing more
+            old.ws.send_close()
+        old.abort()
+        below = self._drain_below
+        owed = [r for r in self._pending.values() if r.id < below]
+        for request in owed:
+            del self._pending[request.id]
+        self._fail(owed, cause, "the rotated connection was lost")
 
     def _serve(self) -> None:
-        """Run the connection until it is lost (raises ``_LinkLost``) or close() is called."""
-        ws = self._ws
-        sock = self._sock
-        assert ws is not None and sock is not None
+        """Run the link until it is lost (raises ``_LinkLost``) or close() is called."""
         wake = self._wake_r
-        readers = [sock, wake]
         pending = self._pending
         outbox = self._outbox
         try:
             while not self._closing:
-                if self._rbuf or _tls_pending(sock):
+                link = self._link
+                assert link is not None
+                sock = link.sock
+                if link.buffered():
                     ready: list[Any] = [sock]
                     if outbox:
                         ready.append(wake)
                 else:
+                    readers = [sock, wake]
+                    if self._draining is not None:
+                        readers.append(self._draining.sock)
                     ready = select.select(readers, [], [], self._next_timeout())[0]
                 if wake in ready:
                     self._drain_wake()
                 if outbox:
                     self._wake_armed = False  # before taking: a later submit() wakes us again
-                    self._send_queued()
+                    self._send_queued(link)
                 if sock in ready:
-                    self._receive()
+                    self._receive(link)
                 now = time.monotonic()
+                if self._draining is not None:
+                    self._serve_draining(ready, now)
                 if pending or outbox:
                     self._expire(now)
                 self._check_liveness(now)
+                if now - link.opened_at > self._max_age and self._draining is None:
+                    self._rotate(now)
         except (OSError, websocket.WebSocketException, ValueError) as exc:
             if self._closing:
                 return
@@ -423,8 +512,8 @@ class Transport:
                 )
         elif now - silent_since > self._config.ping_interval:
             self._ping_sent = now
-            assert self._ws is not None
-            self._ws.ping()
+            assert self._link is not None
+            self._link.ws.ping()
 
     def _next_timeout(self) -> float:
         silent_since = self.last_message_time or time.monotonic()
@@ -452,7 +541,7 @@ class Transport:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
 
-    def _send_queued(self) -> None:
+    def _send_queued(self, link: _Link) -> None:
         frames = []
         outbox = self._outbox
         pending = self._pending
@@ -472,8 +561,7 @@ class Transport:
                 continue
             frames.append(ABNF.create_frame(text, ABNF.OPCODE_TEXT).format())
         if frames:
-            assert self._sock is not None
-            self._sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
+            link.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
 
     def _stamp(self, request: Request) -> dict[str, Any]:
         security = request.security
@@ -493,10 +581,9 @@ class Transport:
         params["signature"] = self._signer.sign(canonical_payload(params))
         return params
 
-    def _receive(self) -> None:
-        """Read and dispatch every complete frame that has arrived."""
-        ws = self._ws
-        assert ws is not None
+    def _receive(self, link: _Link) -> None:
+        """Read and dispatch every complete frame that has arrived on ``link``."""
+        ws = link.ws
         while True:
             opcode, frame = ws.recv_data_frame(True)
             self.last_message_time = time.monotonic()
@@ -509,7 +596,7 @@ class Transport:
             elif opcode == ABNF.OPCODE_BINARY:
                 log.warning("ignored a binary frame of %d bytes", len(frame.data))
             # Pings were answered by websocket-client; pongs only refresh last_message_time.
-            if not self._rbuf and not _tls_pending(self._sock):
+            if not link.buffered():
                 return
 
     def _dispatch(self, data: bytes) -> None:
@@ -626,8 +713,8 @@ class Transport:
     def _drop_link(self, cause: BaseException) -> None:
         """Fail every request in flight at once; queued requests wait for the next link."""
         self._abort_socket()
-        self._ws = None
-        self._sock = None
+        self._link = None
+        self._end_drain(cause)
         self._logged_on = False
         if self._config.retry_reads:
             # Reads (never orders) go again once, first in line, on the next connection.
@@ -638,12 +725,17 @@ class Transport:
                 del self._pending[request.id]
                 request.retried = True
                 self._outbox.appendleft(request)
-        self._fail_pending(cause, "the connection was lost")
+        self._fail_all_pending(cause, "the connection was lost")
 
-    def _fail_pending(self, cause: Optional[BaseException], why: str) -> None:
-        pending = list(self._pending.values())
+    def _fail_all_pending(self, cause: Optional[BaseException], why: str) -> None:
+        requests = list(self._pending.values())
         self._pending.clear()
-        for request in pending:
+        self._fail(requests, cause, why)
+
+    @staticmethod
+    def _fail(requests: list[Request], cause: Optional[BaseException], why: str) -> None:
+        """Fail requests that were sent: orders with an "outcome unknown" error."""
+        for request in requests:
             if request.client_order_id is not None:
                 exc: Exception = OrderConnectionLostError(
                     f"{request.method}: {why} after the order was sent; it may or may not have "
@@ -659,15 +751,15 @@ class Transport:
         """Every path out of the I/O thread comes here: settle everything, release the socket."""
         self._accepting = False
         closing = self._closing
-        ws = self._ws
-        if ws is not None and closing:
+        link = self._link
+        if link is not None and closing:
             with contextlib.suppress(Exception):  # best effort: the peer may be gone already
-                ws.send_close()
+                link.ws.send_close()
         self._abort_socket()
-        self._ws = None
-        self._sock = None
+        self._link = None
+        self._end_drain(None)
         why = "the service was closed" if closing else "the connection was lost"
-        self._fail_pending(None if closing else cause, why)
+        self._fail_all_pending(None if closing else cause, why)
         while self._outbox:
             request = self._outbox.popleft()
             if request.future.set_running_or_notify_cancel():
@@ -680,11 +772,14 @@ class Transport:
             s.close()
 
     def _abort_socket(self) -> None:
-        ws = self._ws
-        if ws is None:
-            return
-        with contextlib.suppress(Exception):  # already closed
-            ws.shutdown()  # shutdown(SHUT_RDWR) then close: wakes a blocked recv
+        """Shut the socket down under the I/O thread (also from close() in another thread)."""
+        link = self._link
+        if link is not None:
+            link.abort()
+        connecting = self._connecting
+        if connecting is not None:
+            with contextlib.suppress(Exception):
+                connecting.shutdown()
 
     def _set_state(self, state: State) -> None:
         if state is not self._state:
@@ -699,9 +794,6 @@ class Transport:
             exc.__cause__ = self._failure
             return exc
         return ConnectionError("the service is not connected; call connect() first")
-
-    def logged_on_with(self) -> Optional[str]:
-        return ED25519 if self._logged_on else None
 
 
 def _tls_pending(sock: Any) -> bool:
