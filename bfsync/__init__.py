@@ -6,6 +6,8 @@ One background thread owns the WebSocket and the signer; any thread may call the
 ``concurrent.futures.Future``.
 """
 
+import logging
+
 from .client import BinanceClient
 from .exceptions import (
     AuthenticationError,
@@ -26,6 +28,9 @@ from .service import WebSocketService
 from .transport import State
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where that goes (and nothing shows by default).
+logging.getLogger("bfsync").addHandler(logging.NullHandler())
 
 __all__ = [
     "AuthenticationError",

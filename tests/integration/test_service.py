@@ -251,6 +251,7 @@ def test_validation_error_raised_before_sending(
 def test_numbers_and_none_on_the_wire(make_service: MakeService, fx: FakeExchange) -> None:
     """Floats go as plain decimals, booleans as true/false, None keywords are dropped."""
     ws = make_service()
+    fx.script("order.place", result={"orderId": 1})  # the fake's step size would refuse 1e-05
 
     ws.place_limit_order(
         symbol="BTCUSDT",

@@ -1,0 +1,1462 @@
+"""
+The fake exchange's state and request handling: no sockets, threads or clock.
+
+``Exchange.process(session, message, now_ms)`` turns one received frame into an ``Outcome``
+(the decoded request to record, the reply to send or ``None``, and a delay). The caller,
+``FakeExchange``, holds its lock around every call and owns the sockets and the thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urlencode
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import (
+    load_pem_private_key,
+    load_pem_public_key,
+)
+
+from ..signing import ED25519, HMAC, RSA, canonical_payload, param_text
+
+__all__ = ["ApiError", "Exchange", "Outcome", "Session", "SymbolSpec"]
+
+JsonDict = dict[str, Any]
+_LOG = logging.getLogger("bfsync.testing")
+
+# --------------------------------------------------------------------------------------------
+# Constants: enums (§5.1), limits (§1.2), first ids.
+
+SIDES = ("BUY", "SELL")
+ORDER_TYPES = (
+    "LIMIT",
+    "MARKET",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+)
+CONDITIONAL_TYPES = ORDER_TYPES[2:]
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "GTD", "RPI")
+PRICE_MATCH = (
+    "NONE",
+    "OPPONENT",
+    "OPPONENT_5",
+    "OPPONENT_10",
+    "OPPONENT_20",
+    "QUEUE",
+    "QUEUE_5",
+    "QUEUE_10",
+    "QUEUE_20",
+)
+STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+RESPONSE_TYPES = ("ACK", "RESULT")
+WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+DEPTH_LIMITS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
+
+REQUEST_WEIGHT_LIMIT = 2400
+ORDERS_10S_LIMIT = 300
+ORDERS_1M_LIMIT = 1200
+HANDSHAKE_WEIGHT = 5
+DEFAULT_RECV_WINDOW = 5000
+BOOK_LEVELS = 20
+LEVERAGE = Decimal(20)
+MAINT_MARGIN_RATE = Decimal("0.004")
+PERCENT_PRICE_UP = Decimal("1.05")
+PERCENT_PRICE_DOWN = Decimal("0.95")
+FIRST_ORDER_ID = 4000000001
+FIRST_ALGO_ID = 2000000001
+FIRST_UPDATE_ID = 7000000001
+MAX_GOOD_TILL_DATE = 253402300799000
+ORDER_METHODS = ("order.place", "order.modify")
+
+MSG_SIGNATURE = "Signature for this request is not valid."
+MSG_API_KEY_FORMAT = "API-key format invalid."
+MSG_API_KEY_INVALID = "Invalid API-key, IP, or permissions for action."
+MSG_TS_AHEAD = "Timestamp for this request was 1000ms ahead of the server's time."
+MSG_TS_OUTSIDE = "Timestamp for this request is outside of the recvWindow."
+MSG_4120 = (
+    "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
+)
+
+
+class ApiError(Exception):
+    """An error reply: ``{"code": code, "msg": msg}`` with frame status ``status``."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+def mandatory(name: str) -> ApiError:
+    return ApiError(
+        -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+def invalid(name: str) -> ApiError:
+    return ApiError(-1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+# --------------------------------------------------------------------------------------------
+# Symbols, positions, sessions.
+
+
+@dataclass
+class SymbolSpec:
+    """One tradable symbol of the fake: its (mark = last) price and its filters."""
+
+    symbol: str
+    price: Decimal
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal = Decimal(5)
+    max_price: Decimal = Decimal(1000000)
+    price_precision: int = 2
+    quantity_precision: int = 3
+
+
+def default_symbols() -> dict[str, SymbolSpec]:
+    return {
+        "BTCUSDT": SymbolSpec(
+            "BTCUSDT",
+            Decimal(50000),
+            Decimal("0.1"),
+            Decimal("0.001"),
+            Decimal("0.001"),
+            Decimal(1000),
+        ),
+        "ETHUSDT": SymbolSpec(
+            "ETHUSDT",
+            Decimal(3000),
+            Decimal("0.01"),
+            Decimal("0.001"),
+            Decimal("0.001"),
+            Decimal(10000),
+        ),
+    }
+
+
+@dataclass
+class Position:
+    amount: Decimal = Decimal(0)
+    entry_price: Decimal = Decimal(0)
+    update_time: int = 0
+
+
+@dataclass
+class Session:
+    """The per-connection state: logon, rate-limit counters."""
+
+    index: int
+    connected_since: int
+    return_rate_limits: bool = True
+    api_key: Optional[str] = None
+    authorized_since: Optional[int] = None
+    counters: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What to do with one received frame."""
+
+    record: Optional[JsonDict]  # the decoded request {"id","method","params"}, or None
+    reply: Optional[JsonDict]  # the frame to send, or None (withheld)
+    delay: float = 0.0
+
+
+@dataclass
+class _Rule:
+    value: Any
+    remaining: Optional[int]  # None: forever
+
+
+@dataclass
+class _Script:
+    result: Any
+    error: Optional[JsonDict]
+    status: int
+
+
+# --------------------------------------------------------------------------------------------
+# Keys.
+
+
+class _Key:
+    """A registered API key: the HMAC secret, or the RSA / Ed25519 public key."""
+
+    __slots__ = ("_public", "_secret", "kind")
+
+    def __init__(self, kind: str, secret: Optional[bytes], public: Any) -> None:
+        self.kind = kind
+        self._secret = secret
+        self._public = public
+
+    def __repr__(self) -> str:
+        return f"_Key({self.kind}, <hidden>)"
+
+    def verify(self, params: Mapping[str, Any], signature: str) -> bool:
+        return any(self._verify(p.encode(), signature) for p in payloads(params))
+
+    def _verify(self, payload: bytes, signature: str) -> bool:
+        if self.kind == HMAC:
+            assert self._secret is not None
+            expected = hmac.new(self._secret, payload, hashlib.sha256).hexdigest().encode()
+            return hmac.compare_digest(expected, signature.lower().encode())
+        try:
+            raw = base64.b64decode(signature.encode(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        try:
+            if self.kind == RSA:
+                self._public.verify(raw, payload, padding.PKCS1v15(), hashes.SHA256())
+            else:
+                self._public.verify(raw, payload)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def payloads(params: Mapping[str, Any]) -> list[str]:
+    """
+    The payloads a signature may be over: ``canonical_payload`` and, when it differs, the
+    same sorted pairs percent-encoded (as the official Python SDK signs them).
+    """
+    plain = canonical_payload(params)
+    encoded = urlencode([(k, param_text(params[k])) for k in sorted(params) if k != "signature"])
+    return [plain] if encoded == plain else [plain, encoded]
+
+
+def normalize_kind(kind: str) -> str:
+    for known in (HMAC, RSA, ED25519):
+        if isinstance(kind, str) and kind.lower() == known.lower():
+            return known
+    raise ValueError(f"key kind must be 'HMAC', 'RSA' or 'Ed25519', not {kind!r}")
+
+
+def make_key(kind: str, key: Any) -> _Key:
+    """A ``_Key`` from a secret (HMAC) or a public/private key object or PEM (RSA, Ed25519)."""
+    kind = normalize_kind(kind)
+    if kind == HMAC:
+        if isinstance(key, str):
+            key = key.encode()
+        if not isinstance(key, bytes) or not key:
+            raise TypeError("an HMAC key is the secret, a non-empty str")
+        return _Key(HMAC, key, None)
+    if isinstance(key, str):
+        key = key.encode()
+    if isinstance(key, bytes):
+        if b"PRIVATE KEY" in key:
+            key = load_pem_private_key(key, password=None)
+        else:
+            key = load_pem_public_key(key)
+    if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
+        key = key.public_key()
+    wanted = rsa.RSAPublicKey if kind == RSA else ed25519.Ed25519PublicKey
+    if not isinstance(key, wanted):
+        raise TypeError(f"a {kind} key must be a {kind} public key (object or PEM), got {key!r}")
+    return _Key(kind, None, key)
+
+
+# --------------------------------------------------------------------------------------------
+# Param helpers.
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def text_param(params: Mapping[str, Any], name: str, required: bool = False) -> Optional[str]:
+    value = params.get(name)
+    if _missing(value):
+        if required:
+            raise mandatory(name)
+        return None
+    if isinstance(value, (dict, list)):
+        raise mandatory(name) if required else invalid(name)
+    return param_text(value)
+
+
+def decimal_param(
+    params: Mapping[str, Any], name: str, required: bool = False
+) -> Optional[tuple[str, Decimal]]:
+    """``(text as received, value)``; numbers are accepted as well as strings."""
+    value = params.get(name)
+    if _missing(value):
+        if required:
+            raise mandatory(name)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise mandatory(name)
+    text = value if isinstance(value, str) else str(value)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise mandatory(name) from None
+    if not number.is_finite():
+        raise mandatory(name)
+    return text, number
+
+
+def int_param(params: Mapping[str, Any], name: str, required: bool = False) -> Optional[int]:
+    value = params.get(name)
+    if _missing(value):
+        if required:
+            raise mandatory(name)
+        return None
+    if isinstance(value, bool):
+        raise mandatory(name)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value):
+        return int(value)
+    raise mandatory(name)
+
+
+def flag_param(params: Mapping[str, Any], name: str, code: int = -1130) -> bool:
+    """A ``"true"``/``"false"`` flag (JSON booleans accepted); absent means false."""
+    value = params.get(name)
+    if _missing(value):
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if code == -4062:
+        raise ApiError(-4062, "Invalid or improper reduceOnly value.")
+    raise invalid(name)
+
+
+def enum_param(
+    params: Mapping[str, Any], name: str, allowed: tuple[str, ...], error: ApiError
+) -> Optional[str]:
+    value = params.get(name)
+    if _missing(value):
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise error
+    return value
+
+
+def fmt(value: Decimal, places: int) -> str:
+    """``value`` with exactly ``places`` decimals, in plain notation (never ``0E-8``, ``-0``)."""
+    quantized = value.quantize(Decimal(1).scaleb(-places))
+    if quantized == 0:
+        quantized = quantized.copy_abs()
+    return f"{quantized:f}"
+
+
+def _places(step: Decimal) -> int:
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def rate_limit(kind: str, interval: str, num: int, limit: int, count: int) -> JsonDict:
+    return {
+        "rateLimitType": kind,
+        "interval": interval,
+        "intervalNum": num,
+        "limit": limit,
+        "count": count,
+    }
+
+
+def valid_id(value: Any) -> bool:
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The exchange.
+
+Handler = Callable[[Session, JsonDict, int], Any]
+
+
+class Exchange:
+    """Keys, symbols, orders, positions and scripted behaviour of one ``FakeExchange``."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, _Key] = {}
+        self.symbols = default_symbols()
+        self.balances: dict[str, Decimal] = {"USDT": Decimal(10000)}
+        self.balance_times: dict[str, int] = {"USDT": 0}
+        self.positions: dict[str, Position] = {}
+        self.orders: dict[int, JsonDict] = {}
+        self.algo_orders: dict[int, JsonDict] = {}
+        self.next_order_id = FIRST_ORDER_ID
+        self.next_algo_id = FIRST_ALGO_ID
+        self.update_id = FIRST_UPDATE_ID
+        self.scripts: dict[str, list[_Rule]] = {}
+        self.delays: dict[str, list[_Rule]] = {}
+        self.withholds: dict[str, list[_Rule]] = {}
+        self.handlers: dict[str, tuple[bool, Handler]] = {
+            "session.logon": (False, self._session_logon),
+            "session.status": (False, self._session_status),
+            "session.logout": (False, self._session_logout),
+            "depth": (False, self._depth),
+            "ticker.price": (False, self._ticker_price),
+            "ticker.book": (False, self._ticker_book),
+            "order.place": (True, self._order_place),
+            "algoOrder.place": (True, self._algo_order_place),
+            "v2/account.position": (True, self._positions_v2),
+            "v2/account.balance": (True, self._balance),
+            "v2/account.status": (True, self._account_v2),
+            "account.position": (True, self._positions_v1),
+            "account.balance": (True, self._balance),
+            "account.status": (True, self._account_v1),
+        }
+
+    # ---- scripted behaviour ----------------------------------------------------------------
+
+    @staticmethod
+    def add_rule(
+        table: dict[str, list[_Rule]], method: str, value: Any, times: Optional[int]
+    ) -> None:
+        if not isinstance(method, str) or not method:
+            raise ValueError("method must be a non-empty str")
+        bad_times = isinstance(times, bool) or not isinstance(times, int) or times < 1
+        if times is not None and bad_times:
+            raise ValueError(f"times must be a positive int or None (forever), got {times!r}")
+        table.setdefault(method, []).append(_Rule(value, times))
+
+    def add_script(
+        self,
+        method: str,
+        result: Any,
+        error: Optional[Mapping[str, Any]],
+        status: Optional[int],
+        times: Optional[int],
+    ) -> None:
+        if (result is None) == (error is None):
+            raise ValueError("give exactly one of result= and error=")
+        if error is not None:
+            if not isinstance(error, Mapping) or "code" not in error:
+                raise ValueError('error must be a dict like {"code": -1000, "msg": "..."}')
+            script = _Script(None, dict(error), 400 if status is None else status)
+        else:
+            script = _Script(copy.deepcopy(result), None, 200 if status is None else status)
+        self.add_rule(self.scripts, method, script, times)
+
+    @staticmethod
+    def _take(table: dict[str, list[_Rule]], method: str) -> Any:
+        rules = table.get(method)
+        if not rules:
+            return None
+        rule = rules[0]
+        if rule.remaining is not None:
+            rule.remaining -= 1
+            if rule.remaining <= 0:
+                rules.pop(0)
+                if not rules:
+                    del table[method]
+        return rule.value
+
+    def clear_scripts(self) -> None:
+        self.scripts.clear()
+        self.delays.clear()
+        self.withholds.clear()
+
+    # ---- frames ----------------------------------------------------------------------------
+
+    def open_session(self, index: int, now: int, return_rate_limits: bool) -> Session:
+        session = Session(index, now, return_rate_limits)
+        self._bump(session, "REQUEST_WEIGHT", 60000, now, HANDSHAKE_WEIGHT)
+        return session
+
+    def process(self, session: Session, message: Union[str, bytes], now: int) -> Outcome:
+        """The outcome of one received frame; never raises for bad input."""
+        if isinstance(message, bytes):
+            return Outcome(
+                None,
+                self._bad_frame(
+                    session, now, "Binary frames are not supported; send JSON text frames."
+                ),
+            )
+        try:
+            frame = json.loads(message)
+        except ValueError as exc:
+            return Outcome(None, self._bad_frame(session, now, f"Malformed JSON request: {exc}."))
+        if not isinstance(frame, dict):
+            return Outcome(
+                None, self._bad_frame(session, now, "Malformed request: expected a JSON object.")
+            )
+        request_id = frame.get("id")
+        method = frame.get("method")
+        params = frame.get("params")
+        record = {"id": request_id, "method": method, "params": params}
+        if not valid_id(request_id):
+            return Outcome(
+                record,
+                self._bad_frame(
+                    session,
+                    now,
+                    "Invalid 'id' in JSON request; expected an integer, a string, or null.",
+                ),
+            )
+        if not isinstance(method, str) or not method:
+            return Outcome(
+                record,
+                self._error_reply(
+                    session,
+                    now,
+                    request_id,
+                    {},
+                    ApiError(-1000, "Invalid request: 'method' is missing or not a string."),
+                ),
+            )
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            return Outcome(
+                record,
+                self._error_reply(
+                    session,
+                    now,
+                    request_id,
+                    {},
+                    ApiError(-1000, "Invalid request: 'params' must be a JSON object."),
+                ),
+            )
+        limits = self._count(session, method, params, now)
+        withheld = self._take(self.withholds, method) is not None
+        script: Optional[_Script] = None if withheld else self._take(self.scripts, method)
+        delay = 0.0 if withheld else float(self._take(self.delays, method) or 0.0)
+        reply: JsonDict
+        if script is not None:
+            if script.error is not None:
+                reply = {"id": request_id, "status": script.status, "error": dict(script.error)}
+            else:
+                reply = {
+                    "id": request_id,
+                    "status": script.status,
+                    "result": copy.deepcopy(script.result),
+                }
+        else:
+            try:
+                result = self._dispatch(session, method, params, now)
+                reply = {"id": request_id, "status": 200, "result": result}
+            except ApiError as exc:
+                reply = {
+                    "id": request_id,
+                    "status": exc.status,
+                    "error": {"code": exc.code, "msg": exc.msg},
+                }
+            except Exception as exc:  # a bug of the fake: answer rather than drop the link
+                _LOG.exception("FakeExchange failed on a %s request", method)
+                reply = {
+                    "id": request_id,
+                    "status": 500,
+                    "error": {
+                        "code": -1000,
+                        "msg": f"FakeExchange internal error: {type(exc).__name__}: {exc}",
+                    },
+                }
+        if self._want_rate_limits(session, params):
+            reply["rateLimits"] = limits
+        return Outcome(record, None if withheld else reply, delay)
+
+    def _bad_frame(self, session: Session, now: int, msg: str) -> JsonDict:
+        return self._error_reply(session, now, None, {}, ApiError(-1000, msg))
+
+    def _error_reply(
+        self, session: Session, now: int, request_id: Any, params: JsonDict, error: ApiError
+    ) -> JsonDict:
+        limits = self._count(session, "", params, now)
+        reply: JsonDict = {
+            "id": request_id,
+            "status": error.status,
+            "error": {"code": error.code, "msg": error.msg},
+        }
+        if session.return_rate_limits:
+            reply["rateLimits"] = limits
+        return reply
+
+    # ---- rate limits -----------------------------------------------------------------------
+
+    @staticmethod
+    def _want_rate_limits(session: Session, params: Mapping[str, Any]) -> bool:
+        value = params.get("returnRateLimits")
+        if value is True or (isinstance(value, str) and value.lower() == "true"):
+            return True
+        if value is False or (isinstance(value, str) and value.lower() == "false"):
+            return False
+        return session.return_rate_limits
+
+    @staticmethod
+    def _bump(session: Session, kind: str, window: int, now: int, amount: int) -> int:
+        bucket = now // window
+        old_bucket, count = session.counters.get((kind, window), (bucket, 0))
+        if old_bucket != bucket:
+            count = 0
+        count += amount
+        session.counters[(kind, window)] = (bucket, count)
+        return count
+
+    def _count(
+        self, session: Session, method: str, params: Mapping[str, Any], now: int
+    ) -> list[JsonDict]:
+        weight = self.weight(method, params)
+        limits = [
+            rate_limit(
+                "REQUEST_WEIGHT",
+                "MINUTE",
+                1,
+                REQUEST_WEIGHT_LIMIT,
+                self._bump(session, "REQUEST_WEIGHT", 60000, now, weight),
+            )
+        ]
+        if method in ORDER_METHODS:
+            limits.append(
+                rate_limit(
+                    "ORDERS",
+                    "SECOND",
+                    10,
+                    ORDERS_10S_LIMIT,
+                    self._bump(session, "ORDERS", 10000, now, 1),
+                )
+            )
+            limits.append(
+                rate_limit(
+                    "ORDERS",
+                    "MINUTE",
+                    1,
+                    ORDERS_1M_LIMIT,
+                    self._bump(session, "ORDERS", 60000, now, 1),
+                )
+            )
+        return limits
+
+    @staticmethod
+    def weight(method: str, params: Mapping[str, Any]) -> int:
+        """The REQUEST_WEIGHT of a request, per §3."""
+        has_symbol = not _missing(params.get("symbol"))
+        if method.startswith("session."):
+            return 2
+        if method == "depth":
+            try:
+                limit = int_param(params, "limit")
+            except ApiError:
+                limit = None
+            return DEPTH_LIMITS.get(500 if limit is None else limit, 10)
+        if method == "ticker.price":
+            return 1 if has_symbol else 2
+        if method == "ticker.book":
+            return 2 if has_symbol else 5
+        if method in ("order.place", "order.modify", "algoOrder.place"):
+            return 0
+        if "account." in method:
+            return 5
+        return 1
+
+    # ---- dispatch and authentication -------------------------------------------------------
+
+    def _dispatch(self, session: Session, method: str, params: JsonDict, now: int) -> Any:
+        entry = self.handlers.get(method)
+        if entry is None:
+            raise ApiError(-1000, f"Unknown method '{method}'.")
+        signed, handler = entry
+        if signed:
+            self._authenticate(session, params, now, logon=False)
+        return handler(session, params, now)
+
+    def _authenticate(self, session: Session, params: JsonDict, now: int, logon: bool) -> str:
+        api_key = params.get("apiKey")
+        if _missing(api_key):
+            if not logon and session.api_key is not None:
+                self._check_timestamp(params, now)
+                return session.api_key
+            raise mandatory("apiKey")
+        if not isinstance(api_key, str) or not (api_key.isascii() and api_key.isalnum()):
+            raise ApiError(-2014, MSG_API_KEY_FORMAT)
+        key = self.keys.get(api_key)
+        if key is None:
+            raise ApiError(-2015, MSG_API_KEY_INVALID)
+        self._check_timestamp(params, now)
+        signature = params.get("signature")
+        if _missing(signature):
+            raise mandatory("signature")
+        if not isinstance(signature, str) or not key.verify(params, signature):
+            raise ApiError(-1022, MSG_SIGNATURE)
+        if logon and key.kind != ED25519:
+            # Binance takes only Ed25519 keys for session.logon; the code it sends for another
+            # kind is unconfirmed (-1022 or -4056): the fake answers -1022.
+            raise ApiError(-1022, MSG_SIGNATURE)
+        return api_key
+
+    @staticmethod
+    def _check_timestamp(params: Mapping[str, Any], now: int) -> None:
+        timestamp = int_param(params, "timestamp", required=True)
+        assert timestamp is not None
+        try:
+            recv_window = int_param(params, "recvWindow")
+        except ApiError:
+            raise invalid("recvWindow") from None
+        if recv_window is None:
+            recv_window = DEFAULT_RECV_WINDOW
+        if recv_window <= 0:
+            raise invalid("recvWindow")
+        if timestamp >= now + 1000:
+            raise ApiError(-1021, MSG_TS_AHEAD)
+        if now - timestamp > recv_window:
+            raise ApiError(-1021, MSG_TS_OUTSIDE)
+
+    # ---- session.* -------------------------------------------------------------------------
+
+    @staticmethod
+    def _session_object(session: Session, now: int) -> JsonDict:
+        return {
+            "apiKey": session.api_key,
+            "authorizedSince": session.authorized_since,
+            "connectedSince": session.connected_since,
+            "returnRateLimits": session.return_rate_limits,
+            "serverTime": now,
+        }
+
+    def _session_logon(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        api_key = self._authenticate(session, params, now, logon=True)
+        session.api_key = api_key
+        session.authorized_since = now
+        return self._session_object(session, now)
+
+    def _session_status(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        return self._session_object(session, now)
+
+    def _session_logout(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        session.api_key = None
+        session.authorized_since = None
+        return self._session_object(session, now)
+
+    # ---- market data -----------------------------------------------------------------------
+
+    def symbol_spec(self, params: Mapping[str, Any], required: bool = True) -> Optional[SymbolSpec]:
+        name = params.get("symbol")
+        if _missing(name):
+            if required:
+                raise mandatory("symbol")
+            return None
+        spec = self.symbols.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise ApiError(-1121, "Invalid symbol.")
+        return spec
+
+    @staticmethod
+    def levels(spec: SymbolSpec, bids: bool, count: int) -> list[list[str]]:
+        """The fake's fixed book: ``count`` (at most 20) levels one tick apart off the price."""
+        out: list[list[str]] = []
+        for i in range(min(count, BOOK_LEVELS)):
+            offset = spec.tick_size * (i + 1)
+            price = spec.price - offset if bids else spec.price + offset
+            if price <= 0:
+                break
+            qty = Decimal("0.250") * ((i * 3 + (0 if bids else 1)) % 8 + 1)
+            out.append([fmt(price, spec.price_precision), fmt(qty, spec.quantity_precision)])
+        return out
+
+    def _depth(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        spec = self.symbol_spec(params)
+        assert spec is not None
+        try:
+            limit = int_param(params, "limit")
+        except ApiError:
+            raise invalid("limit") from None
+        if limit is None:
+            limit = 500
+        if limit not in DEPTH_LIMITS:
+            raise invalid("limit")
+        return {
+            "lastUpdateId": self.update_id,
+            "E": now,
+            "T": now,
+            "bids": self.levels(spec, True, limit),
+            "asks": self.levels(spec, False, limit),
+        }
+
+    def _ticker_price(self, session: Session, params: JsonDict, now: int) -> Any:
+        spec = self.symbol_spec(params, required=False)
+        specs = [spec] if spec is not None else list(self.symbols.values())
+        items = [
+            {"symbol": s.symbol, "price": fmt(s.price, s.price_precision), "time": now}
+            for s in specs
+        ]
+        return items[0] if spec is not None else items
+
+    def _ticker_book(self, session: Session, params: JsonDict, now: int) -> Any:
+        spec = self.symbol_spec(params, required=False)
+        specs = [spec] if spec is not None else list(self.symbols.values())
+        items = []
+        for s in specs:
+            bid = self.levels(s, True, 1)
+            ask = self.levels(s, False, 1)
+            items.append(
+                {
+                    "lastUpdateId": self.update_id,
+                    "symbol": s.symbol,
+                    "bidPrice": bid[0][0] if bid else "0",
+                    "bidQty": bid[0][1] if bid else "0",
+                    "askPrice": ask[0][0],
+                    "askQty": ask[0][1],
+                    "time": now,
+                }
+            )
+        return items[0] if spec is not None else items
+
+    # ---- order checks shared by order.place and algoOrder.place ----------------------------
+
+    @staticmethod
+    def _check_quantity(spec: SymbolSpec, qty: Decimal) -> None:
+        if qty <= 0:
+            raise ApiError(-4003, "Quantity less than or equal to zero.")
+        if _decimals(qty) > _places(spec.step_size):
+            raise ApiError(-1111, "Precision is over the maximum defined for this asset.")
+        if qty < spec.min_qty:
+            raise ApiError(-4004, "Quantity less than min qty.")
+        if qty > spec.max_qty:
+            raise ApiError(-4005, "Quantity greater than max qty.")
+        if (qty - spec.min_qty) % spec.step_size != 0:
+            raise ApiError(-4023, "Quantity not increased by step size.")
+
+    @staticmethod
+    def _check_price(spec: SymbolSpec, price: Decimal) -> None:
+        if price <= 0:
+            raise ApiError(-4013, "Price less than min price.")
+        if _decimals(price) > _places(spec.tick_size):
+            raise ApiError(-1111, "Precision is over the maximum defined for this asset.")
+        if price > spec.max_price:
+            raise ApiError(-4002, "Price greater than max price.")
+        if price % spec.tick_size != 0:
+            raise ApiError(-4014, "Price not increased by tick size.")
+
+    @staticmethod
+    def _check_position_side(params: Mapping[str, Any]) -> str:
+        value = params.get("positionSide")
+        if _missing(value) or value == "BOTH":
+            return "BOTH"
+        if value in ("LONG", "SHORT"):
+            raise ApiError(-4061, "Order's position side does not match user's setting.")
+        raise invalid("positionSide")
+
+    @staticmethod
+    def _good_till(params: Mapping[str, Any], tif: str, now: int) -> int:
+        if tif != "GTD":
+            return 0
+        value = int_param(params, "goodTillDate", required=True)
+        assert value is not None
+        if not now + 600000 < value < MAX_GOOD_TILL_DATE:
+            raise ApiError(
+                -5040,
+                "goodTillDate must be greater than current time plus 600 seconds and smaller "
+                "than 253402300799000.",
+            )
+        return value - value % 1000
+
+    @staticmethod
+    def _client_id(params: Mapping[str, Any], name: str, taken: list[str]) -> Optional[str]:
+        value = params.get(name)
+        if _missing(value):
+            return None
+        if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
+            raise ApiError(-4015, "Client order id is not valid.")
+        if value in taken:
+            raise ApiError(-4116, "ClientOrderId is duplicated.")
+        return value
+
+    def _match_price(self, spec: SymbolSpec, side: str, match: str) -> Decimal:
+        """The price ``priceMatch`` picks from the fake's book."""
+        opponent = match.startswith("OPPONENT")
+        level = int(match.rsplit("_", 1)[1]) if "_" in match else 1
+        use_bids = (side == "SELL") if opponent else (side == "BUY")
+        book = self.levels(spec, use_bids, level)
+        return Decimal(book[-1][0])
+
+    # ---- order.place -----------------------------------------------------------------------
+
+    def _order_place(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        for name in ("symbol", "side", "type"):
+            text_param(params, name, required=True)
+        side = enum_param(params, "side", SIDES, ApiError(-1117, "Invalid side."))
+        otype = enum_param(params, "type", ORDER_TYPES, ApiError(-1116, "Invalid orderType."))
+        tif_given = enum_param(
+            params, "timeInForce", TIME_IN_FORCE, ApiError(-1115, "Invalid timeInForce.")
+        )
+        assert side is not None and otype is not None
+        if otype in CONDITIONAL_TYPES:
+            raise ApiError(-4120, MSG_4120)
+        spec = self.symbol_spec(params)
+        assert spec is not None
+        position_side = self._check_position_side(params)
+        reduce_only = flag_param(params, "reduceOnly", code=-4062)
+        price_match = (
+            enum_param(params, "priceMatch", PRICE_MATCH, ApiError(-5037, "Invalid price match."))
+            or "NONE"
+        )
+        stp = (
+            enum_param(
+                params,
+                "selfTradePreventionMode",
+                STP_MODES,
+                ApiError(-5039, "Invalid self trade prevention mode."),
+            )
+            or "NONE"
+        )
+        resp_type = (
+            enum_param(
+                params,
+                "newOrderRespType",
+                RESPONSE_TYPES,
+                ApiError(-1136, "Invalid newOrderRespType."),
+            )
+            or "ACK"
+        )
+        open_ids = [
+            o["clientOrderId"] for o in self.orders.values() if o["status"] in OPEN_STATUSES
+        ]
+        client_id = self._client_id(params, "newClientOrderId", open_ids)
+
+        quantity = decimal_param(params, "quantity", required=True)
+        assert quantity is not None
+        qty_text, qty = quantity
+        price_text = ""
+        price = Decimal(0)
+        if otype == "LIMIT":
+            tif = tif_given
+            if tif is None:
+                raise mandatory("timeInForce")
+            if price_match != "NONE":
+                if not _missing(params.get("price")):
+                    raise ApiError(-1128, "Combination of optional parameters invalid.")
+                price = self._match_price(spec, side, price_match)
+                price_text = fmt(price, spec.price_precision)
+            else:
+                given = decimal_param(params, "price", required=True)
+                assert given is not None
+                price_text, price = given
+            good_till = self._good_till(params, tif, now)
+        else:
+            if price_match != "NONE":
+                raise ApiError(
+                    -5038, "Price match only supports order type: LIMIT, STOP AND TAKE_PROFIT."
+                )
+            tif = "GTC"
+            good_till = 0
+        self._check_quantity(spec, qty)
+        if otype == "LIMIT":
+            self._check_price(spec, price)
+            high = spec.price * PERCENT_PRICE_UP
+            low = spec.price * PERCENT_PRICE_DOWN
+            if side == "BUY" and price > high:
+                raise ApiError(
+                    -4016, f"Limit price can't be higher than {fmt(high, spec.price_precision)}."
+                )
+            if side == "SELL" and price < low:
+                raise ApiError(
+                    -4024, f"Limit price can't be lower than {fmt(low, spec.price_precision)}."
+                )
+        notional = (price if otype == "LIMIT" else spec.price) * qty
+        if not reduce_only and notional < spec.min_notional:
+            raise ApiError(
+                -4164,
+                f"Order's notional must be no smaller than {spec.min_notional.normalize()} "
+                "(unless you choose reduce only).",
+            )
+        position = self.positions.get(spec.symbol, Position())
+        if reduce_only and not (
+            (side == "BUY" and position.amount < 0) or (side == "SELL" and position.amount > 0)
+        ):
+            raise ApiError(-2022, "ReduceOnly Order is rejected.")
+
+        # Would it take liquidity? The fake's book is one tick either side of the price.
+        best_bid = spec.price - spec.tick_size
+        best_ask = spec.price + spec.tick_size
+        crosses = otype == "MARKET" or (
+            (side == "BUY" and price >= best_ask) or (side == "SELL" and price <= best_bid)
+        )
+        if crosses and tif in ("GTX", "RPI"):
+            raise ApiError(
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only "
+                "order will be rejected.",
+            )
+        if not crosses and tif == "FOK":
+            raise ApiError(
+                -5021,
+                "Due to the order could not be filled immediately, the FOK "
+                "order has been rejected.",
+            )
+
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        self.update_id += 1
+        if client_id is None:
+            client_id = f"fake{order_id}"
+        executed = Decimal(0)
+        status = "NEW"
+        if crosses:
+            executed = self._fill(spec, side, qty, spec.price, reduce_only, now)
+            status = "FILLED"
+        elif tif == "IOC":
+            status = "EXPIRED"
+        order: JsonDict = {
+            "orderId": order_id,
+            "symbol": spec.symbol,
+            "status": status,
+            "clientOrderId": client_id,
+            "price": price_text if otype == "LIMIT" else fmt(Decimal(0), spec.price_precision),
+            "avgPrice": fmt(spec.price if executed else Decimal(0), spec.price_precision),
+            "origQty": qty_text,
+            "executedQty": fmt(executed, spec.quantity_precision),
+            "cumQty": fmt(executed, spec.quantity_precision),
+            "cumQuote": fmt(executed * spec.price, 5),
+            "timeInForce": tif,
+            "type": otype,
+            "reduceOnly": reduce_only,
+            "closePosition": False,
+            "side": side,
+            "positionSide": position_side,
+            "stopPrice": fmt(Decimal(0), spec.price_precision),
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": otype,
+            "priceMatch": price_match,
+            "selfTradePreventionMode": stp,
+            "goodTillDate": good_till,
+            "time": now,
+            "updateTime": now,
+        }
+        self.orders[order_id] = order
+        reply = {k: v for k, v in order.items() if k != "time"}
+        if resp_type == "ACK":
+            # The ACK answer comes before matching: the order as it was when accepted.
+            reply.update(
+                status="NEW",
+                avgPrice=fmt(Decimal(0), spec.price_precision),
+                executedQty=fmt(Decimal(0), spec.quantity_precision),
+                cumQty=fmt(Decimal(0), spec.quantity_precision),
+                cumQuote=fmt(Decimal(0), 5),
+            )
+        return reply
+
+    def _fill(
+        self,
+        spec: SymbolSpec,
+        side: str,
+        qty: Decimal,
+        price: Decimal,
+        reduce_only: bool,
+        now: int,
+    ) -> Decimal:
+        """Apply a fill to the one-way position and the USDT balance; the quantity filled."""
+        position = self.positions.setdefault(spec.symbol, Position())
+        old = position.amount
+        signed = qty if side == "BUY" else -qty
+        if reduce_only:
+            signed = max(signed, -old) if old > 0 else min(signed, -old)
+        new = old + signed
+        if old == 0 or (old > 0) == (signed > 0):
+            cost = abs(old) * position.entry_price + abs(signed) * price
+            position.entry_price = cost / abs(new)
+        else:
+            closed = min(abs(signed), abs(old))
+            realized = closed * (price - position.entry_price) * (1 if old > 0 else -1)
+            self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) + realized
+            self.balance_times["USDT"] = now
+            if new == 0:
+                position.entry_price = Decimal(0)
+            elif (new > 0) != (old > 0):
+                position.entry_price = price
+        position.amount = new
+        position.update_time = now
+        return abs(signed)
+
+    # ---- algoOrder.place -------------------------------------------------------------------
+
+    def _algo_order_place(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        for name in ("algoType", "symbol", "side", "type"):
+            text_param(params, name, required=True)
+        if params.get("algoType") != "CONDITIONAL":
+            raise invalid("algoType")
+        side = enum_param(params, "side", SIDES, ApiError(-1117, "Invalid side."))
+        otype = enum_param(params, "type", CONDITIONAL_TYPES, ApiError(-1116, "Invalid orderType."))
+        tif = (
+            enum_param(
+                params, "timeInForce", TIME_IN_FORCE, ApiError(-1115, "Invalid timeInForce.")
+            )
+            or "GTC"
+        )
+        assert side is not None and otype is not None
+        spec = self.symbol_spec(params)
+        assert spec is not None
+        position_side = self._check_position_side(params)
+        reduce_only = flag_param(params, "reduceOnly", code=-4062)
+        close_position = flag_param(params, "closePosition")
+        price_protect = flag_param(params, "priceProtect")
+        working_type = (
+            enum_param(params, "workingType", WORKING_TYPES, invalid("workingType"))
+            or "CONTRACT_PRICE"
+        )
+        price_match = (
+            enum_param(params, "priceMatch", PRICE_MATCH, ApiError(-5037, "Invalid price match."))
+            or "NONE"
+        )
+        stp = (
+            enum_param(
+                params,
+                "selfTradePreventionMode",
+                STP_MODES,
+                ApiError(-5039, "Invalid self trade prevention mode."),
+            )
+            or "NONE"
+        )
+        enum_param(
+            params, "newOrderRespType", RESPONSE_TYPES, ApiError(-1136, "Invalid newOrderRespType.")
+        )
+        open_ids = [
+            o["clientAlgoId"] for o in self.algo_orders.values() if o["algoStatus"] == "NEW"
+        ]
+        client_id = self._client_id(params, "clientAlgoId", open_ids)
+
+        limit_like = otype in ("STOP", "TAKE_PROFIT")
+        trailing = otype == "TRAILING_STOP_MARKET"
+        if close_position and (limit_like or trailing):
+            raise ApiError(-1106, "Parameter 'closePosition' sent when not required.")
+        if close_position and reduce_only:
+            raise ApiError(-1106, "Parameter 'reduceOnly' sent when not required.")
+        if price_match != "NONE" and not limit_like:
+            raise ApiError(
+                -5038, "Price match only supports order type: LIMIT, STOP AND TAKE_PROFIT."
+            )
+        quantity = decimal_param(params, "quantity", required=not close_position)
+        if close_position and quantity is not None:
+            raise ApiError(-4137, "Quantity must be zero with closePosition equals true.")
+        trigger = None if trailing else decimal_param(params, "triggerPrice", required=True)
+        price: Optional[tuple[str, Decimal]] = None
+        if limit_like:
+            if price_match == "NONE":
+                price = decimal_param(params, "price", required=True)
+            elif not _missing(params.get("price")):
+                raise ApiError(-1128, "Combination of optional parameters invalid.")
+        callback = decimal_param(params, "callbackRate", required=True) if trailing else None
+        activate = decimal_param(params, "activatePrice") if trailing else None
+        good_till = self._good_till(params, tif, now)
+
+        if quantity is not None:
+            self._check_quantity(spec, quantity[1])
+        for given in (trigger, price, activate):
+            if given is not None:
+                self._check_price(spec, given[1])
+        if callback is not None and not Decimal("0.1") <= callback[1] <= Decimal(10):
+            raise invalid("callbackRate")
+        last = spec.price
+        if trigger is not None:
+            level = trigger[1]
+            if otype.startswith("STOP"):
+                immediate = last >= level if side == "BUY" else last <= level
+            else:
+                immediate = last <= level if side == "BUY" else last >= level
+            if immediate:
+                raise ApiError(-2021, "Order would immediately trigger.")
+        if activate is not None and (
+            (side == "BUY" and activate[1] >= last) or (side == "SELL" and activate[1] <= last)
+        ):
+            raise ApiError(-2021, "Order would immediately trigger.")
+
+        algo_id = self.next_algo_id
+        self.next_algo_id += 1
+        zero_price = fmt(Decimal(0), spec.price_precision)
+        algo: JsonDict = {
+            "algoId": algo_id,
+            "clientAlgoId": client_id if client_id is not None else f"fakeAlgo{algo_id}",
+            "algoType": "CONDITIONAL",
+            "orderType": otype,
+            "symbol": spec.symbol,
+            "side": side,
+            "positionSide": position_side,
+            "timeInForce": tif,
+            "quantity": quantity[0] if quantity is not None else "0",
+            "algoStatus": "NEW",
+            "triggerPrice": trigger[0] if trigger is not None else zero_price,
+            "price": price[0] if price is not None else zero_price,
+            "icebergQuantity": None,
+            "selfTradePreventionMode": stp,
+            "workingType": working_type,
+            "priceMatch": price_match,
+            "closePosition": close_position,
+            "priceProtect": price_protect,
+            "reduceOnly": reduce_only,
+            "createTime": now,
+            "updateTime": now,
+            "triggerTime": 0,
+            "goodTillDate": good_till,
+        }
+        if trailing:
+            assert callback is not None
+            algo["activatePrice"] = activate[0] if activate is not None else zero_price
+            algo["callbackRate"] = callback[0]
+        self.algo_orders[algo_id] = algo
+        return dict(algo)
+
+    # ---- account ---------------------------------------------------------------------------
+
+    def _figures(self, spec: SymbolSpec) -> dict[str, Any]:
+        """Position and open-order figures of one symbol (one-way mode, cross, 20x)."""
+        position = self.positions.get(spec.symbol, Position())
+        amount = position.amount
+        mark = spec.price
+        notional = amount * mark
+        bid_notional = Decimal(0)
+        ask_notional = Decimal(0)
+        for order in self.orders.values():
+            if order["symbol"] == spec.symbol and order["status"] in OPEN_STATUSES:
+                remaining = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+                value = Decimal(order["price"]) * remaining
+                if order["side"] == "BUY":
+                    bid_notional += value
+                else:
+                    ask_notional += value
+        return {
+            "amount": amount,
+            "entry": position.entry_price,
+            "mark": mark,
+            "unpnl": (mark - position.entry_price) * amount if amount else Decimal(0),
+            "notional": notional,
+            "im": abs(notional) / LEVERAGE,
+            "mm": abs(notional) * MAINT_MARGIN_RATE,
+            "order_im": (bid_notional + ask_notional) / LEVERAGE,
+            "bid": bid_notional,
+            "ask": ask_notional,
+            "time": position.update_time,
+            "active": amount != 0 or bid_notional != 0 or ask_notional != 0,
+        }
+
+    def _selected(self, params: Mapping[str, Any]) -> list[SymbolSpec]:
+        spec = self.symbol_spec(params, required=False)
+        return [spec] if spec is not None else list(self.symbols.values())
+
+    def _positions_v2(self, session: Session, params: JsonDict, now: int) -> list[JsonDict]:
+        out = []
+        for spec in self._selected(params):
+            f = self._figures(spec)
+            if not f["active"]:
+                continue
+            out.append(
+                {
+                    "symbol": spec.symbol,
+                    "positionSide": "BOTH",
+                    "positionAmt": fmt(f["amount"], spec.quantity_precision),
+                    "entryPrice": fmt(f["entry"], 8),
+                    "breakEvenPrice": fmt(f["entry"], 8),
+                    "markPrice": fmt(f["mark"], 8),
+                    "unRealizedProfit": fmt(f["unpnl"], 8),
+                    "liquidationPrice": "0",
+                    "isolatedMargin": "0",
+                    "notional": fmt(f["notional"], 8),
+                    "marginAsset": "USDT",
+                    "isolatedWallet": "0",
+                    "initialMargin": fmt(f["im"] + f["order_im"], 8),
+                    "maintMargin": fmt(f["mm"], 8),
+                    "positionInitialMargin": fmt(f["im"], 8),
+                    "openOrderInitialMargin": fmt(f["order_im"], 8),
+                    "adl": 0,
+                    "bidNotional": fmt(f["bid"], 8),
+                    "askNotional": fmt(f["ask"], 8),
+                    "updateTime": f["time"],
+                }
+            )
+        return out
+
+    def _positions_v1(self, session: Session, params: JsonDict, now: int) -> list[JsonDict]:
+        out = []
+        for spec in self._selected(params):
+            f = self._figures(spec)
+            out.append(
+                {
+                    "entryPrice": fmt(f["entry"], 8),
+                    "breakEvenPrice": fmt(f["entry"], 8),
+                    "marginType": "cross",
+                    "isAutoAddMargin": "false",
+                    "isolatedMargin": "0.00000000",
+                    "leverage": str(LEVERAGE),
+                    "liquidationPrice": "0",
+                    "markPrice": fmt(f["mark"], 8),
+                    "maxNotionalValue": "1000000",
+                    "positionAmt": fmt(f["amount"], spec.quantity_precision),
+                    "notional": fmt(f["notional"], 8),
+                    "isolatedWallet": "0",
+                    "symbol": spec.symbol,
+                    "unRealizedProfit": fmt(f["unpnl"], 8),
+                    "positionSide": "BOTH",
+                    "updateTime": f["time"],
+                }
+            )
+        return out
+
+    def _totals(self) -> dict[str, Decimal]:
+        figures = [self._figures(spec) for spec in self.symbols.values()]
+        wallet = self.balances.get("USDT", Decimal(0))
+        unpnl = sum((f["unpnl"] for f in figures), Decimal(0))
+        position_im = sum((f["im"] for f in figures), Decimal(0))
+        order_im = sum((f["order_im"] for f in figures), Decimal(0))
+        maint = sum((f["mm"] for f in figures), Decimal(0))
+        available = wallet + unpnl - position_im - order_im
+        return {
+            "wallet": wallet,
+            "unpnl": unpnl,
+            "position_im": position_im,
+            "order_im": order_im,
+            "im": position_im + order_im,
+            "mm": maint,
+            "margin": wallet + unpnl,
+            "available": available,
+        }
+
+    def _balance(self, session: Session, params: JsonDict, now: int) -> list[JsonDict]:
+        totals = self._totals()
+        out = []
+        for asset, amount in self.balances.items():
+            usdt = asset == "USDT"
+            available = totals["available"] if usdt else amount
+            out.append(
+                {
+                    "accountAlias": "FakeAccount",
+                    "asset": asset,
+                    "balance": fmt(amount, 8),
+                    "crossWalletBalance": fmt(amount, 8),
+                    "crossUnPnl": fmt(totals["unpnl"] if usdt else Decimal(0), 8),
+                    "availableBalance": fmt(available, 8),
+                    "maxWithdrawAmount": fmt(available, 8),
+                    "marginAvailable": True,
+                    "updateTime": self.balance_times.get(asset, 0),
+                }
+            )
+        return out
+
+    def _assets(self, totals: Mapping[str, Decimal]) -> list[JsonDict]:
+        out = []
+        for asset, amount in self.balances.items():
+            usdt = asset == "USDT"
+            zero = Decimal(0)
+            available = totals["available"] if usdt else amount
+            out.append(
+                {
+                    "asset": asset,
+                    "walletBalance": fmt(amount, 8),
+                    "unrealizedProfit": fmt(totals["unpnl"] if usdt else zero, 8),
+                    "marginBalance": fmt(totals["margin"] if usdt else amount, 8),
+                    "maintMargin": fmt(totals["mm"] if usdt else zero, 8),
+                    "initialMargin": fmt(totals["im"] if usdt else zero, 8),
+                    "positionInitialMargin": fmt(totals["position_im"] if usdt else zero, 8),
+                    "openOrderInitialMargin": fmt(totals["order_im"] if usdt else zero, 8),
+                    "crossWalletBalance": fmt(amount, 8),
+                    "crossUnPnl": fmt(totals["unpnl"] if usdt else zero, 8),
+                    "availableBalance": fmt(available, 8),
+                    "maxWithdrawAmount": fmt(available, 8),
+                    "marginAvailable": True,
+                    "updateTime": self.balance_times.get(asset, 0),
+                }
+            )
+        return out
+
+    def _account_totals(self, totals: Mapping[str, Decimal]) -> JsonDict:
+        return {
+            "totalInitialMargin": fmt(totals["im"], 8),
+            "totalMaintMargin": fmt(totals["mm"], 8),
+            "totalWalletBalance": fmt(totals["wallet"], 8),
+            "totalUnrealizedProfit": fmt(totals["unpnl"], 8),
+            "totalMarginBalance": fmt(totals["margin"], 8),
+            "totalPositionInitialMargin": fmt(totals["position_im"], 8),
+            "totalOpenOrderInitialMargin": fmt(totals["order_im"], 8),
+            "totalCrossWalletBalance": fmt(totals["wallet"], 8),
+            "totalCrossUnPnl": fmt(totals["unpnl"], 8),
+            "availableBalance": fmt(totals["available"], 8),
+            "maxWithdrawAmount": fmt(totals["available"], 8),
+        }
+
+    def _account_v2(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        totals = self._totals()
+        positions = []
+        for spec in self.symbols.values():
+            f = self._figures(spec)
+            if f["active"]:
+                positions.append(
+                    {
+                        "symbol": spec.symbol,
+                        "positionSide": "BOTH",
+                        "positionAmt": fmt(f["amount"], spec.quantity_precision),
+                        "unrealizedProfit": fmt(f["unpnl"], 8),
+                        "isolatedMargin": "0",
+                        "notional": fmt(f["notional"], 8),
+                        "isolatedWallet": "0",
+                        "initialMargin": fmt(f["im"] + f["order_im"], 8),
+                        "maintMargin": fmt(f["mm"], 8),
+                        "updateTime": f["time"],
+                    }
+                )
+        account = self._account_totals(totals)
+        account["assets"] = self._assets(totals)
+        account["positions"] = positions
+        return account
+
+    def _account_v1(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        totals = self._totals()
+        positions = []
+        for spec in self.symbols.values():
+            f = self._figures(spec)
+            positions.append(
+                {
+                    "symbol": spec.symbol,
+                    "initialMargin": fmt(f["im"] + f["order_im"], 8),
+                    "maintMargin": fmt(f["mm"], 8),
+                    "unrealizedProfit": fmt(f["unpnl"], 8),
+                    "positionInitialMargin": fmt(f["im"], 8),
+                    "openOrderInitialMargin": fmt(f["order_im"], 8),
+                    "leverage": str(LEVERAGE),
+                    "isolated": False,
+                    "entryPrice": fmt(f["entry"], 8),
+                    "maxNotional": "1000000",
+                    "bidNotional": fmt(f["bid"], 8),
+                    "askNotional": fmt(f["ask"], 8),
+                    "positionSide": "BOTH",
+                    "positionAmt": fmt(f["amount"], spec.quantity_precision),
+                    "updateTime": f["time"],
+                }
+            )
+        account: JsonDict = {
+            "feeTier": 0,
+            "canTrade": True,
+            "canDeposit": True,
+            "canWithdraw": True,
+            "updateTime": 0,
+            "multiAssetsMargin": False,
+            "tradeGroupId": -1,
+        }
+        account.update(self._account_totals(totals))
+        account["assets"] = self._assets(totals)
+        account["positions"] = positions
+        return account
