@@ -101,6 +101,8 @@ class Config:
     max_connection_age: float = attrs.field(default=23 * 3600, validator=_positive_number)
     client_order_id_prefix: str = attrs.field(default="bfs-", validator=_prefix)
     retry_reads: bool = attrs.field(default=False, validator=_bool)
+    validate_filters: bool = attrs.field(default=False, validator=_bool)
+    exchange_info_refresh: float = attrs.field(default=3600, validator=_positive_number)
 
     @classmethod
     def from_dict(cls, config: Optional[Mapping[str, Any]], **defaults: Any) -> Config:

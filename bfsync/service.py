@@ -23,9 +23,11 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._dispatch import DispatchedFuture, Dispatcher
+from .calls import prepare_call
 from .config import Config
 from .exceptions import (
     AuthenticationError,
@@ -38,6 +40,9 @@ from .protocol import METHODS
 from .signing import ED25519, load_signer
 from .transport import Request, State, Transport
 
+if TYPE_CHECKING:
+    from .filters import ExchangeFilters, FilterCache
+
 __all__ = ["Reply", "WebSocketService"]
 
 log = logging.getLogger("bfsync.service")
@@ -47,6 +52,16 @@ log = logging.getLogger("bfsync.service")
 Reply = Any
 
 _DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_PREPARED = frozenset(
+    {
+        "order.place",
+        "algoOrder.place",
+        "order.modify",
+        "order.cancel",
+        "order.status",
+        "algoOrder.cancel",
+    }
+)
 _WAIT_MARGIN = 5.0  # the I/O thread enforces request_timeout; this only guards against a bug
 
 
@@ -88,6 +103,7 @@ class WebSocketService:
         self._transport: Optional[Transport] = None
         self._connect_lock = threading.Lock()
         self._finalizer: Optional[weakref.finalize[Any, Any]] = None
+        self._filters: Optional[FilterCache] = None
 
     def __repr__(self) -> str:
         return (
@@ -164,6 +180,8 @@ class WebSocketService:
                 if callback is not None:
                     dispatcher.post(callback, state)
 
+            if self.config.validate_filters:
+                self.load_exchange_info()
             transport = Transport(self.config, self._signer, self._api_key, on_state)
             self._transport = transport
             transport.open()
@@ -285,7 +303,91 @@ class WebSocketService:
         """A TRAILING_STOP_MARKET order (``algoOrder.place``): quantity, callbackRate."""
         return self._place("TRAILING_STOP_MARKET", kwargs, wait_for_response)
 
+    # More of ws-fapi: order management, session and user data stream
+
+    def modify_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """
+        Change a LIMIT order (``order.modify``).
+
+        Keywords: symbol, side, quantity, price (or priceMatch), and orderId or
+        origClientOrderId. An unanswered modify raises an "outcome unknown" error.
+        """
+        return self._call(
+            "order.modify",
+            prepare_call("order.modify", kwargs, validate=self.enable_validation),
+            wait_for_response,
+            kwargs.get("origClientOrderId"),
+        )
+
+    def cancel_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """Cancel an order (``order.cancel``): symbol, and orderId or origClientOrderId."""
+        return self._prepared_call("order.cancel", kwargs, wait_for_response)
+
+    def get_order_status(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """An order's state (``order.status``): symbol, and orderId or origClientOrderId."""
+        return self._prepared_call("order.status", kwargs, wait_for_response)
+
+    def cancel_algo_order(self, wait_for_response: bool = True, **kwargs: Any) -> Reply:
+        """Cancel a conditional order (``algoOrder.cancel``): algoId or clientAlgoId."""
+        return self._prepared_call("algoOrder.cancel", kwargs, wait_for_response)
+
+    def get_session_status(self, wait_for_response: bool = True) -> Reply:
+        """The connection's session (``session.status``): apiKey, serverTime, ..."""
+        return self._call("session.status", {}, wait_for_response)
+
+    def start_user_data_stream(self, wait_for_response: bool = True) -> Reply:
+        """A listenKey for the user data stream (``userDataStream.start``)."""
+        return self._call("userDataStream.start", {}, wait_for_response)
+
+    def ping_user_data_stream(self, wait_for_response: bool = True) -> Reply:
+        """Keep the listenKey alive for 60 more minutes (``userDataStream.ping``)."""
+        return self._call("userDataStream.ping", {}, wait_for_response)
+
+    def stop_user_data_stream(self, wait_for_response: bool = True) -> Reply:
+        """Close the user data stream (``userDataStream.stop``)."""
+        return self._call("userDataStream.stop", {}, wait_for_response)
+
+    # Exchange filters
+
+    def load_exchange_info(self) -> ExchangeFilters:
+        """
+        Fetch ``GET /fapi/v1/exchangeInfo`` from ``rest_url`` now, and use its filters.
+
+        From then on, with ``enable_validation=True``, orders are checked against the
+        symbol's PRICE_FILTER, LOT_SIZE / MARKET_LOT_SIZE and MIN_NOTIONAL before sending.
+        The filters are fetched again after ``exchange_info_refresh`` seconds (on the next
+        order, in its thread). Blocks at most ``request_timeout`` seconds.
+
+        Raises:
+            RequestError: the server answered with an error.
+            ConnectionError: the server could not be reached.
+        """
+        return self._filter_cache().load()
+
+    def round_price(self, symbol: str, price: Any) -> Decimal:
+        """``price`` rounded down to the symbol's tick, within its PRICE_FILTER limits."""
+        return self._filter_cache().get().round_price(symbol, price)
+
+    def round_quantity(self, symbol: str, quantity: Any, market: bool = False) -> Decimal:
+        """``quantity`` rounded down to the symbol's step (MARKET_LOT_SIZE if ``market``)."""
+        return self._filter_cache().get().round_quantity(symbol, quantity, market)
+
     # Private methods
+
+    def _filter_cache(self) -> FilterCache:
+        if self._filters is None:
+            from .filters import FilterCache, fetch_exchange_info
+
+            config = self.config
+            self._filters = FilterCache(
+                lambda: fetch_exchange_info(config.rest_url, config.request_timeout),
+                refresh_interval=config.exchange_info_refresh,
+            )
+        return self._filters
+
+    def _prepared_call(self, method: str, kwargs: dict[str, Any], wait_for_response: bool) -> Reply:
+        params = prepare_call(method, kwargs, validate=self.enable_validation)
+        return self._call(method, params, wait_for_response)
 
     def _new_client_order_id(self) -> str:
         prefix = self.config.client_order_id_prefix
@@ -298,6 +400,9 @@ class WebSocketService:
             validate=self.enable_validation,
             new_client_order_id=self._new_client_order_id,
         )
+        filters = self._filters
+        if self.enable_validation and filters is not None and filters.loaded:
+            filters.get().check_order(order_type, order.params)
         return self._call(order.method, order.params, wait_for_response, order.client_order_id)
 
     def _call(
@@ -310,7 +415,7 @@ class WebSocketService:
         transport = self._transport
         if transport is None:
             raise ConnectionError("the service is not connected; call connect() first")
-        if client_order_id is None:
+        if method not in _PREPARED:
             params = format_params(params)
         future: DispatchedFuture = DispatchedFuture()
         future._dispatcher = self._dispatcher

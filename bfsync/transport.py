@@ -663,7 +663,7 @@ class Transport:
                 break
             del pending[request_id]
             timeout = self._config.request_timeout
-            if request.client_order_id is not None:
+            if METHODS[request.method].is_order:
                 request.future.set_exception(
                     OrderTimeoutError(
                         f"{request.method}: no reply within {timeout} s; the order may or may "
@@ -736,7 +736,7 @@ class Transport:
     def _fail(requests: list[Request], cause: Optional[BaseException], why: str) -> None:
         """Fail requests that were sent: orders with an "outcome unknown" error."""
         for request in requests:
-            if request.client_order_id is not None:
+            if METHODS[request.method].is_order:
                 exc: Exception = OrderConnectionLostError(
                     f"{request.method}: {why} after the order was sent; it may or may not have "
                     f"been placed (client order id {request.client_order_id!r})",

@@ -61,9 +61,11 @@ def test_unknown_outcome_errors_are_request_errors_with_an_id() -> None:
 @pytest.mark.parametrize(
     "module",
     [
+        "bfsync.calls",
         "bfsync.client",
         "bfsync.config",
         "bfsync.exceptions",
+        "bfsync.filters",
         "bfsync.orders",
         "bfsync.protocol",
         "bfsync.service",
