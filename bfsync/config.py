@@ -69,6 +69,11 @@ def _optional_str(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ValueError(f"config[{attribute.name!r}] must be a string or None")
 
 
+def _rate_limit_mode(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in (None, "wait", "raise"):
+        raise ValueError(f"config['rate_limit'] must be None, 'wait' or 'raise', got {value!r}")
+
+
 def _prefix(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not _CLIENT_ID_RE.match(value):
         raise ValueError(
@@ -102,6 +107,9 @@ class Config:
     client_order_id_prefix: str = attrs.field(default="bfs-", validator=_prefix)
     retry_reads: bool = attrs.field(default=False, validator=_bool)
     validate_filters: bool = attrs.field(default=False, validator=_bool)
+    sync_clock: bool = attrs.field(default=True, validator=_bool)
+    clock_sync_interval: float = attrs.field(default=600, validator=_positive_number)
+    rate_limit: Optional[str] = attrs.field(default=None, validator=_rate_limit_mode)
     exchange_info_refresh: float = attrs.field(default=3600, validator=_positive_number)
 
     @classmethod

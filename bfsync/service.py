@@ -35,6 +35,7 @@ from .exceptions import (
     OrderValidationError,
     RequestTimeoutError,
 )
+from .limits import weight_of
 from .orders import format_params, prepare_order
 from .protocol import METHODS
 from .signing import ED25519, load_signer
@@ -42,6 +43,7 @@ from .transport import Request, State, Transport
 
 if TYPE_CHECKING:
     from .filters import ExchangeFilters, FilterCache
+    from .limits import RateLimiter
 
 __all__ = ["Reply", "WebSocketService"]
 
@@ -52,6 +54,7 @@ log = logging.getLogger("bfsync.service")
 Reply = Any
 
 _DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+_COUNTED_ORDERS = frozenset({"order.place", "algoOrder.place", "order.modify"})
 _PREPARED = frozenset(
     {
         "order.place",
@@ -104,6 +107,11 @@ class WebSocketService:
         self._connect_lock = threading.Lock()
         self._finalizer: Optional[weakref.finalize[Any, Any]] = None
         self._filters: Optional[FilterCache] = None
+        self._limiter: Optional[RateLimiter] = None
+        if self.config.rate_limit is not None:
+            from .limits import RateLimiter
+
+            self._limiter = RateLimiter(mode=self.config.rate_limit)
 
     def __repr__(self) -> str:
         return (
@@ -145,6 +153,18 @@ class WebSocketService:
         return transport.rotations if transport is not None else 0
 
     @property
+    def rate_limits(self) -> list[dict[str, Any]]:
+        """The ``rateLimits`` counters of the latest reply that had them."""
+        transport = self._transport
+        return list(transport.rate_limits) if transport is not None else []
+
+    @property
+    def clock_offset_ms(self) -> float:
+        """The server's clock minus ours, in ms, as last measured (0 before a measurement)."""
+        transport = self._transport
+        return transport.clock.offset_ms if transport is not None else 0.0
+
+    @property
     def pending(self) -> int:
         """Requests queued or in flight."""
         transport = self._transport
@@ -183,8 +203,16 @@ class WebSocketService:
             if self.config.validate_filters:
                 self.load_exchange_info()
             transport = Transport(self.config, self._signer, self._api_key, on_state)
+            limiter = self._limiter
+            if limiter is not None:
+                transport.on_rate_limits = lambda counters: limiter.observe(
+                    counters, time.monotonic()
+                )
             self._transport = transport
             transport.open()
+            if self.config.sync_clock:
+                # Measure the server's clock before the first signed request is stamped.
+                self._call("session.status", {}, True)
             # A service dropped without close() still stops its thread.
             self._finalizer = weakref.finalize(self, transport.close, 2.0)
 
@@ -420,16 +448,17 @@ class WebSocketService:
         future: DispatchedFuture = DispatchedFuture()
         future._dispatcher = self._dispatcher
         timeout = self.config.request_timeout
-        transport.submit(
-            Request(
-                method,
-                params,
-                METHODS[method].security,
-                future,
-                time.monotonic() + timeout,
-                client_order_id,
-            )
+        now = time.monotonic()
+        request = Request(
+            method, params, METHODS[method].security, future, now + timeout, client_order_id
         )
+        limiter = self._limiter
+        if limiter is not None:
+            # Raises RateLimitError here in "raise" mode; in "wait" mode the I/O thread holds it.
+            delay = limiter.reserve(weight_of(method, params), int(method in _COUNTED_ORDERS), now)
+            if delay > 0:
+                request.not_before = now + delay
+        transport.submit(request)
         if not wait_for_response:
             return future
         if transport.in_io_thread():

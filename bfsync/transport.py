@@ -52,6 +52,7 @@ from typing import Any, Optional
 import websocket
 from websocket import ABNF
 
+from .clock import ServerClock
 from .config import Config
 from .exceptions import (
     AuthenticationError,
@@ -100,9 +101,12 @@ class Request:
         "future",
         "id",
         "method",
+        "not_before",
         "params",
+        "resent",
         "retried",
         "security",
+        "sent_at",
         "via_session",
     )
 
@@ -123,7 +127,10 @@ class Request:
         self.client_order_id = client_order_id
         self.id = 0
         self.via_session = False  # sent without a signature, on a logged-on session
-        self.retried = False
+        self.retried = False  # sent again after a lost link (reads only)
+        self.resent = False  # sent again after -1021 (timestamp outside recvWindow)
+        self.not_before = 0.0  # the rate limiter's hold: time.monotonic() before which it waits
+        self.sent_at = 0.0  # wall-clock ms when stamped
 
 
 class _LinkLost(Exception):
@@ -225,6 +232,11 @@ class Transport:
         self._max_age = config.max_connection_age
         self._pong_timeout = min(_PONG_TIMEOUT, config.ping_interval)
         self._banned_until = 0.0  # time.monotonic() before which nothing is sent (418)
+        self.clock = ServerClock()
+        self.rate_limits: list[dict[str, Any]] = []  # the latest reply's rateLimits
+        self.on_rate_limits: Optional[Callable[[list[dict[str, Any]]], None]] = None
+        self._after_sync: list[Request] = []  # held until the clock is measured again
+        self._next_sync = time.monotonic() + config.clock_sync_interval
 
     # Public methods (any thread)
 
@@ -493,6 +505,8 @@ class Transport:
                 if pending or outbox:
                     self._expire(now)
                 self._check_liveness(now)
+                if now > self._next_sync and self._config.sync_clock:
+                    self._sync_clock()
                 if now - link.opened_at > self._max_age and self._draining is None:
                     self._rotate(now)
         except (OSError, websocket.WebSocketException, ValueError) as exc:
@@ -525,8 +539,12 @@ class Transport:
         if self._pending:
             deadline = min(deadline, self._pending[next(iter(self._pending))].deadline)
         if self._outbox:
-            first = self._outbox[0].deadline
-            deadline = min(deadline, first)
+            head = self._outbox[0]
+            deadline = min(deadline, head.deadline)
+            if head.not_before:
+                deadline = min(deadline, head.not_before)
+        if self._config.sync_clock:
+            deadline = min(deadline, self._next_sync)
         return max(0.0, deadline - time.monotonic() + 0.001)
 
     def _drain_wake(self) -> None:
@@ -545,9 +563,15 @@ class Transport:
         frames = []
         outbox = self._outbox
         pending = self._pending
+        now = 0.0
         while outbox:
-            request = outbox.popleft()
-            if not request.future.set_running_or_notify_cancel():
+            request = outbox[0]
+            if request.not_before:
+                now = now or time.monotonic()
+                if request.not_before > now:
+                    break  # the rate limiter holds it (and, to keep order, those behind it)
+            outbox.popleft()
+            if not _take(request):
                 continue  # cancelled by the caller before it was sent
             request.id = request_id = next(self._ids)
             pending[request_id] = request
@@ -567,11 +591,14 @@ class Transport:
         security = request.security
         params = request.params
         if security == NONE:
+            if request.method == "session.status":
+                request.sent_at = time.time() * 1000
             return params
         if security != SIGNED:  # USER_STREAM: the API key only
             params["apiKey"] = self._api_key
             return params
-        params["timestamp"] = int(time.time() * 1000)
+        request.sent_at = now_ms = time.time() * 1000
+        params["timestamp"] = self.clock.timestamp(now_ms)
         if self._config.recv_window is not None and "recvWindow" not in params:
             params["recvWindow"] = self._config.recv_window
         if self._logged_on and request.method != "session.logon":
@@ -621,9 +648,16 @@ class Transport:
             )
             return
         future = request.future
+        rate_limits = reply.get("rateLimits")
+        if rate_limits:
+            self.rate_limits = rate_limits
+            if self.on_rate_limits is not None:
+                self.on_rate_limits(rate_limits)
         if reply.get("status") == 200:
             method = request.method
-            if method == "session.logon":
+            if method == "session.status":
+                self._clock_measured(reply, request)
+            elif method == "session.logon":
                 self._logged_on = self._want_logon = True
                 self._set_state(State.LOGGED_IN)
             elif method == "session.logout":
@@ -631,12 +665,54 @@ class Transport:
                 self._set_state(State.CONNECTED)
             future.set_result(reply)
         else:
+            error = reply.get("error")
+            if (
+                isinstance(error, dict)
+                and error.get("code") == -1021
+                and not request.resent
+                and self._config.sync_clock
+            ):
+                # A definite rejection: measure the clock again, then send it once more.
+                request.resent = True
+                self._after_sync.append(request)
+                if len(self._after_sync) == 1:
+                    self._sync_clock()
+                return
             exc = error_for(reply, request.method, int(time.time() * 1000))
             if reply.get("status") == 418:
                 wait = getattr(exc, "retry_after", None)
                 self._banned_until = time.monotonic() + (wait if wait else _DEFAULT_BAN)
                 log.error("the server banned this IP (418): sending nothing for %.0f s", wait or 0)
             future.set_exception(exc)
+
+    def _sync_clock(self) -> None:
+        """Queue a ``session.status`` ahead of everything, to measure the server's clock."""
+        from concurrent.futures import Future
+
+        future: Future[dict[str, Any]] = Future()
+        future.add_done_callback(self._sync_done)
+        self._outbox.appendleft(
+            Request(
+                "session.status", {}, NONE, future, time.monotonic() + self._config.request_timeout
+            )
+        )
+        self._next_sync = time.monotonic() + self._config.clock_sync_interval
+
+    def _sync_done(self, future: Any) -> None:
+        if future.exception() is not None:
+            log.warning("measuring the server's clock failed: %s", future.exception())
+        held, self._after_sync = self._after_sync, []
+        for request in reversed(held):
+            request.params.pop("signature", None)
+            request.params.pop("apiKey", None)
+            self._outbox.appendleft(request)
+
+    def _clock_measured(self, reply: dict[str, Any], request: Request) -> None:
+        result = reply.get("result")
+        server_time = result.get("serverTime") if isinstance(result, dict) else None
+        if isinstance(server_time, int) and request.sent_at:
+            with contextlib.suppress(ValueError):
+                self.clock.update(server_time, request.sent_at, time.time() * 1000)
 
     def _session_revoked(self, reply: dict[str, Any]) -> None:
         """A 401 with ``id: null``: the key was revoked; requests that relied on it fail."""
@@ -681,11 +757,11 @@ class Transport:
         outbox = self._outbox
         while outbox and outbox[0].deadline <= now:
             request = outbox.popleft()
-            if request.future.set_running_or_notify_cancel():
+            if _take(request):
                 request.future.set_exception(
                     RequestTimeoutError(
                         f"{request.method}: not sent within {self._config.request_timeout} s "
-                        "(no connection); it never reached the server"
+                        "(no connection, or held by the rate limiter); it never reached the server"
                     )
                 )
 
@@ -762,7 +838,7 @@ class Transport:
         self._fail_all_pending(None if closing else cause, why)
         while self._outbox:
             request = self._outbox.popleft()
-            if request.future.set_running_or_notify_cancel():
+            if _take(request):
                 exc = ConnectionLostError(f"{request.method}: {why} before it was sent")
                 exc.__cause__ = cause
                 request.future.set_exception(exc)
@@ -794,6 +870,12 @@ class Transport:
             exc.__cause__ = self._failure
             return exc
         return ConnectionError("the service is not connected; call connect() first")
+
+
+def _take(request: Request) -> bool:
+    """Mark a queued request's future running; False if the caller cancelled it first."""
+    # A request queued again (read retry, -1021 resend) has an id and is running already.
+    return bool(request.id) or bool(request.future.set_running_or_notify_cancel())
 
 
 def _tls_pending(sock: Any) -> bool:

@@ -63,9 +63,11 @@ def test_unknown_outcome_errors_are_request_errors_with_an_id() -> None:
     [
         "bfsync.calls",
         "bfsync.client",
+        "bfsync.clock",
         "bfsync.config",
         "bfsync.exceptions",
         "bfsync.filters",
+        "bfsync.limits",
         "bfsync.orders",
         "bfsync.protocol",
         "bfsync.service",
