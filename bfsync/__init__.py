@@ -6,9 +6,12 @@ One background thread owns the WebSocket and the signer; any thread may call the
 ``concurrent.futures.Future``.
 """
 
-import logging
+from __future__ import annotations
 
-from .client import BinanceClient
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
 from .exceptions import (
     AuthenticationError,
     BinanceWebSocketError,
@@ -24,13 +27,13 @@ from .exceptions import (
     RequestTimeoutError,
     UserStreamError,
 )
-from .service import WebSocketService
-from .transport import State
+
+if TYPE_CHECKING:
+    from .client import BinanceClient
+    from .service import WebSocketService
+    from .transport import State
 
 __version__ = "0.1.0"
-
-# A library logs; the application decides where that goes (and nothing shows by default).
-logging.getLogger("bfsync").addHandler(logging.NullHandler())
 
 __all__ = [
     "AuthenticationError",
@@ -50,3 +53,24 @@ __all__ = [
     "UserStreamError",
     "WebSocketService",
 ]
+
+# The client classes load their modules (attrs, websocket-client, cryptography) on first use,
+# so that ``import bfsync`` is cheap: an Excel add-in imports it at start-up.
+_LAZY = {"BinanceClient": ".client", "WebSocketService": ".service", "State": ".transport"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bfsync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+# A library logs; the application decides where that goes (and nothing shows by default).
+logging.getLogger("bfsync").addHandler(logging.NullHandler())

@@ -35,7 +35,6 @@ from .exceptions import (
     OrderValidationError,
     RequestTimeoutError,
 )
-from .limits import weight_of
 from .orders import format_params, prepare_order
 from .protocol import METHODS
 from .signing import ED25519, load_signer
@@ -454,6 +453,8 @@ class WebSocketService:
         )
         limiter = self._limiter
         if limiter is not None:
+            from .limits import weight_of
+
             # Raises RateLimitError here in "raise" mode; in "wait" mode the I/O thread holds it.
             delay = limiter.reserve(weight_of(method, params), int(method in _COUNTED_ORDERS), now)
             if delay > 0:

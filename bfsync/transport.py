@@ -40,17 +40,16 @@ import contextlib
 import enum
 import itertools
 import logging
+import os
 import random
 import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Optional
-
-import websocket
-from websocket import ABNF
 
 from .clock import ServerClock
 from .config import Config
@@ -67,6 +66,20 @@ from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error
 from .signing import Signer, canonical_payload
 
 __all__ = ["Request", "State", "Transport"]
+
+# websocket-client, imported with the first Transport: ``import bfsync`` stays cheap.
+websocket: Any = None
+ABNF: Any = None
+
+
+def _load_websocket_client() -> None:
+    global websocket, ABNF  # a lazily imported module
+    if websocket is None:
+        import websocket as module
+
+        ABNF = module.ABNF
+        websocket = module
+
 
 log = logging.getLogger("bfsync.transport")
 
@@ -146,30 +159,63 @@ class _Link:
     ``select`` cannot see (ours, or ``ssl``'s).
     """
 
-    __slots__ = ("opened_at", "rbuf", "sock", "ws")
+    __slots__ = ("opened_at", "rbuf", "rpos", "sock", "ws")
 
     def __init__(self, ws: Any, opened_at: float) -> None:
         self.ws = ws
         self.sock: socket.socket = ws.sock
-        self.sock.settimeout(_IO_TIMEOUT)
+        # Non-blocking: a socket with a timeout costs a poll() before every send and recv.
+        # Only the rest of a partly received frame, or a full send buffer, is waited for,
+        # and never longer than _IO_TIMEOUT.
+        self.sock.settimeout(0)
         self.rbuf = b""
+        self.rpos = 0  # rbuf[rpos:] is unread: no copy of the rest on every small read
         self.opened_at = opened_at
         ws.frame_buffer.recv = self.recv
 
+    def _wait(self, writing: bool) -> None:
+        sock = [self.sock]
+        ready = (
+            select.select([], sock, [], _IO_TIMEOUT)
+            if writing
+            else select.select(sock, [], [], _IO_TIMEOUT)
+        )
+        if not any(ready):
+            what = "sending" if writing else "the rest of a frame"
+            raise websocket.WebSocketTimeoutException(f"{what} took over {_IO_TIMEOUT:g} s")
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                self._wait(writing=True)
+            except ssl.SSLWantReadError:
+                self._wait(writing=False)
+
     def recv(self, bufsize: int) -> bytes:
         buf = self.rbuf
-        if not buf:
-            buf = self.sock.recv(max(bufsize, _READ_CHUNK))
+        pos = self.rpos
+        if pos >= len(buf):
+            pos = 0
+            while True:
+                try:
+                    buf = self.sock.recv(max(bufsize, _READ_CHUNK))
+                    break
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    self._wait(writing=False)
+                except ssl.SSLWantWriteError:
+                    self._wait(writing=True)
             if not buf:
                 raise websocket.WebSocketConnectionClosedException("the server closed the link")
-        if len(buf) <= bufsize:
-            self.rbuf = b""
-            return buf
-        self.rbuf = buf[bufsize:]
-        return buf[:bufsize]
+            self.rbuf = buf
+        end = pos + bufsize
+        self.rpos = end
+        return buf[pos:end] if pos or end < len(buf) else buf
 
     def buffered(self) -> bool:
-        return bool(self.rbuf) or _tls_pending(self.sock)
+        return self.rpos < len(self.rbuf) or _tls_pending(self.sock)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):  # already closed
@@ -195,6 +241,7 @@ class Transport:
         api_key: str,
         on_state: Callable[[State], None] = lambda state: None,
     ) -> None:
+        _load_websocket_client()
         self._config = config
         self._signer = signer
         self._api_key = api_key
@@ -230,6 +277,7 @@ class Transport:
         self.last_logon_error: Optional[BaseException] = None
         self._ping_sent: Optional[float] = None
         self._max_age = config.max_connection_age
+        self._mask_keys = _MaskKeys()
         self._pong_timeout = min(_PONG_TIMEOUT, config.ping_interval)
         self._banned_until = 0.0  # time.monotonic() before which nothing is sent (418)
         self.clock = ServerClock()
@@ -549,11 +597,9 @@ class Transport:
 
     def _drain_wake(self) -> None:
         self._wake_armed = False
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        # One read: callers write a byte only when no wake-up is armed, so bytes are few.
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            self._wake_r.recv(4096)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -583,9 +629,11 @@ class Transport:
                     ValueError(f"{request.method}: params cannot be sent: {exc}")
                 )
                 continue
-            frames.append(ABNF.create_frame(text, ABNF.OPCODE_TEXT).format())
+            frame = ABNF.create_frame(text, ABNF.OPCODE_TEXT)
+            frame.get_mask_key = self._mask_keys
+            frames.append(frame.format())
         if frames:
-            link.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
+            link.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
 
     def _stamp(self, request: Request) -> dict[str, Any]:
         security = request.security
@@ -870,6 +918,28 @@ class Transport:
             exc.__cause__ = self._failure
             return exc
         return ConnectionError("the service is not connected; call connect() first")
+
+
+class _MaskKeys:
+    """
+    Masking keys for client frames (RFC 6455 §5.3): from ``os.urandom``, 1024 at a time.
+
+    websocket-client calls ``os.urandom(4)`` for every frame: one system call a request.
+    """
+
+    __slots__ = ("_pool", "_pos")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def __call__(self, length: int) -> bytes:
+        pos = self._pos
+        if pos + length > len(self._pool):
+            self._pool = os.urandom(4096)
+            pos = 0
+        self._pos = pos + length
+        return self._pool[pos : pos + length]
 
 
 def _take(request: Request) -> bool:
