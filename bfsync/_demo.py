@@ -69,7 +69,15 @@ def _embedded_exchange() -> Iterator[tuple[str, str, str]]:
         ) from None
     with tempfile.TemporaryDirectory() as directory, FakeExchange() as exchange:
         api_key, key_path = exchange.add_ed25519_key(directory)
-        print(f"embedded FakeExchange at {exchange.url}, Ed25519 key generated")
+        # The documented example orders 0.001 BTC (about 50 USDT); Binance's BTCUSDT
+        # minimum notional, which the embedded exchange copies, is 100 USDT.
+        exchange.add_symbol(
+            "BTCUSDT", 50000, tick_size="0.10", step_size="0.001", max_qty="1000", min_notional="5"
+        )
+        print(
+            f"embedded FakeExchange at {exchange.url}, Ed25519 key generated, "
+            "BTCUSDT minimum notional lowered to 5 USDT for the example's 0.001 BTC orders"
+        )
         yield exchange.url, api_key, key_path
 
 

@@ -54,7 +54,7 @@ METHODS: dict[str, MethodInfo] = {
     "ticker.book": MethodInfo(NONE, 2, is_read=True),
     "order.place": MethodInfo(SIGNED, 0, is_order=True),
     "algoOrder.place": MethodInfo(SIGNED, 0, is_order=True),
-    "order.modify": MethodInfo(SIGNED, 1, is_order=True),
+    "order.modify": MethodInfo(SIGNED, 0, is_order=True),
     "order.cancel": MethodInfo(SIGNED, 1),
     "order.status": MethodInfo(SIGNED, 1, is_read=True),
     "algoOrder.cancel": MethodInfo(SIGNED, 1),

@@ -16,9 +16,13 @@ import hmac
 import json
 import logging
 import re
+import secrets
+import string
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from importlib.resources import files
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlencode
 
@@ -32,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from ..signing import ED25519, HMAC, RSA, canonical_payload, param_text
 
-__all__ = ["ApiError", "Exchange", "Outcome", "Session", "SymbolSpec"]
+__all__ = ["ApiError", "Exchange", "Outcome", "Session", "SymbolSpec", "load_exchange_info"]
 
 JsonDict = dict[str, Any]
 _LOG = logging.getLogger("bfsync.testing")
@@ -67,6 +71,7 @@ STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 RESPONSE_TYPES = ("ACK", "RESULT")
 WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+TRADING = "TRADING"
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 DEPTH_LIMITS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 
@@ -85,6 +90,15 @@ FIRST_ALGO_ID = 2000000001
 FIRST_UPDATE_ID = 7000000001
 MAX_GOOD_TILL_DATE = 253402300799000
 ORDER_METHODS = ("order.place", "order.modify")
+MAX_MODIFICATIONS = 10000  # per order, unless the symbol's maxMoveOrderLimit says otherwise
+LISTEN_KEY_TTL = 3600000  # a listenKey lives 60 min after its last start / ping
+LISTEN_KEY_CHARS = string.ascii_letters + string.digits
+FAKE_IP = "127.0.0.1"  # every client of the fake connects from here (the -1003 message)
+
+# The symbols, filters and rate limits of the fake come from this package file (a snapshot
+# shaped like GET /fapi/v1/exchangeInfo); fixture symbols get these deterministic prices.
+EXCHANGE_INFO_RESOURCE = "exchange_info.json"
+DEFAULT_PRICES = {"BTCUSDT": Decimal(50000), "ETHUSDT": Decimal(3000)}
 
 MSG_SIGNATURE = "Signature for this request is not valid."
 MSG_API_KEY_FORMAT = "API-key format invalid."
@@ -94,6 +108,20 @@ MSG_TS_OUTSIDE = "Timestamp for this request is outside of the recvWindow."
 MSG_4120 = (
     "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
 )
+MSG_PRECISION = "Precision is over the maximum defined for this asset."
+MSG_NO_SUCH_ORDER = "Order does not exist."
+MSG_UNKNOWN_ORDER = "Unknown order sent."
+MSG_SYMBOL_STATUS = "Invalid symbol status for opening position."
+MSG_MODIFY_NOT_TRADING = "Symbol is not in trading status. Order amendment is not permitted."
+MSG_LIMIT_ONLY = "Only limit order is supported."
+MSG_MODIFY_LIMIT = "Exceed maximum modify order limit."
+MSG_SAME_ORDER = "No need to modify the order."
+MSG_NO_LISTEN_KEY = "This listenKey does not exist."
+MSG_TOO_MANY_REQUESTS = (
+    "Too many requests; current limit of IP({ip}) is {limit} requests per minute. "
+    "Please use the websocket for live updates to avoid polling the API."
+)
+MSG_TOO_MANY_ORDERS = "Too many new orders; current limit is {limit} orders per {interval}."
 
 
 class ApiError(Exception):
@@ -116,13 +144,25 @@ def invalid(name: str) -> ApiError:
     return ApiError(-1130, f"Data sent for parameter '{name}' is not valid.")
 
 
+def either(first: str, second: str) -> ApiError:
+    return ApiError(-1102, f"Param '{first}' or '{second}' must be sent, but both were empty/null!")
+
+
 # --------------------------------------------------------------------------------------------
 # Symbols, positions, sessions.
 
 
 @dataclass
 class SymbolSpec:
-    """One tradable symbol of the fake: its (mark = last) price and its filters."""
+    """
+    One symbol of the fake: its (mark = last) price, its filters and its status.
+
+    A rule whose bound is 0 is disabled (as in exchangeInfo). ``market_*`` are the
+    MARKET_LOT_SIZE filter (``None``: LOT_SIZE applies to MARKET orders too). ``percent_up`` /
+    ``percent_down`` are PERCENT_PRICE's multipliers (0: no such filter). A precision of -1 is
+    derived from the tick / step size. ``info`` is the exchangeInfo entry the spec was read
+    from (``None`` for symbols added with ``add_symbol``).
+    """
 
     symbol: str
     price: Decimal
@@ -132,28 +172,186 @@ class SymbolSpec:
     max_qty: Decimal
     min_notional: Decimal = Decimal(5)
     max_price: Decimal = Decimal(1000000)
-    price_precision: int = 2
-    quantity_precision: int = 3
+    price_precision: int = -1
+    quantity_precision: int = -1
+    min_price: Decimal = Decimal(0)
+    status: str = TRADING
+    market_min_qty: Optional[Decimal] = None
+    market_max_qty: Optional[Decimal] = None
+    market_step_size: Optional[Decimal] = None
+    percent_up: Decimal = PERCENT_PRICE_UP
+    percent_down: Decimal = PERCENT_PRICE_DOWN
+    max_modifications: int = MAX_MODIFICATIONS
+    info: Optional[JsonDict] = None
+
+    def __post_init__(self) -> None:
+        if self.price_precision < 0:
+            self.price_precision = _places(self.tick_size)
+        if self.quantity_precision < 0:
+            self.quantity_precision = _places(self.step_size)
+
+    def lot(self, market: bool) -> tuple[Decimal, Decimal, Decimal]:
+        """``(minQty, maxQty, stepSize)``: MARKET_LOT_SIZE for MARKET orders, else LOT_SIZE."""
+        if market and self.market_step_size is not None:
+            assert self.market_min_qty is not None and self.market_max_qty is not None
+            return self.market_min_qty, self.market_max_qty, self.market_step_size
+        return self.min_qty, self.max_qty, self.step_size
 
 
-def default_symbols() -> dict[str, SymbolSpec]:
+def load_exchange_info() -> JsonDict:
+    """
+    The exchangeInfo snapshot shipped as ``bfsync/testing/exchange_info.json``.
+
+    Raises:
+        RuntimeError: the file is missing or is not a JSON object with a ``symbols`` list.
+    """
+    try:
+        text = files("bfsync.testing").joinpath(EXCHANGE_INFO_RESOURCE).read_text("utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(
+            f"bfsync/testing/{EXCHANGE_INFO_RESOURCE} cannot be read: {exc}"
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("symbols"), list):
+        raise RuntimeError(
+            f"bfsync/testing/{EXCHANGE_INFO_RESOURCE} is not an exchangeInfo object with 'symbols'"
+        )
+    return data
+
+
+def _filter_value(entry: Mapping[str, Any], key: str, default: str = "0") -> Decimal:
+    raw = entry.get(key, default)
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise RuntimeError(f"exchangeInfo filter {entry!r}: {key} is not a decimal") from None
+    if not value.is_finite() or value < 0:
+        raise RuntimeError(f"exchangeInfo filter {entry!r}: {key} must be >= 0")
+    return value
+
+
+def _default_price(symbol: str, min_price: Decimal, max_price: Decimal, tick: Decimal) -> Decimal:
+    """BTCUSDT 50000, ETHUSDT 3000; another symbol 100 x minPrice (1 without a minPrice)."""
+    price = DEFAULT_PRICES.get(symbol)
+    if price is None:
+        price = min_price * 100 if min_price > 0 else Decimal(1)
+        if tick > 0:
+            price = min_price + ((price - min_price) // tick) * tick
+        if max_price > 0:
+            price = min(price, max_price)
+    return price
+
+
+def spec_from_info(info: Mapping[str, Any]) -> SymbolSpec:
+    """A ``SymbolSpec`` from one exchangeInfo ``symbols`` entry, at its default price."""
+    symbol = info.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise RuntimeError(f"exchangeInfo symbol entry without a 'symbol': {info!r}")
+    filters: dict[str, Mapping[str, Any]] = {}
+    for entry in info.get("filters") or ():
+        if isinstance(entry, Mapping) and isinstance(entry.get("filterType"), str):
+            filters[entry["filterType"]] = entry
+    price_filter = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    market = filters.get("MARKET_LOT_SIZE")
+    percent = filters.get("PERCENT_PRICE", {})
+    notional = filters.get("MIN_NOTIONAL", {})
+    min_price = _filter_value(price_filter, "minPrice")
+    max_price = _filter_value(price_filter, "maxPrice")
+    tick = _filter_value(price_filter, "tickSize")
+
+    def precision(key: str) -> int:
+        value = info.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+    limit = info.get("maxMoveOrderLimit")
+    return SymbolSpec(
+        symbol=symbol,
+        price=_default_price(symbol, min_price, max_price, tick),
+        tick_size=tick,
+        step_size=_filter_value(lot, "stepSize"),
+        min_qty=_filter_value(lot, "minQty"),
+        max_qty=_filter_value(lot, "maxQty"),
+        min_notional=_filter_value(notional, "notional"),
+        max_price=max_price,
+        price_precision=precision("pricePrecision"),
+        quantity_precision=precision("quantityPrecision"),
+        min_price=min_price,
+        status=str(info.get("status", TRADING)),
+        market_min_qty=_filter_value(market, "minQty") if market is not None else None,
+        market_max_qty=_filter_value(market, "maxQty") if market is not None else None,
+        market_step_size=_filter_value(market, "stepSize") if market is not None else None,
+        percent_up=_filter_value(percent, "multiplierUp"),
+        percent_down=_filter_value(percent, "multiplierDown"),
+        max_modifications=limit if isinstance(limit, int) and limit > 0 else MAX_MODIFICATIONS,
+        info=copy.deepcopy(dict(info)),
+    )
+
+
+def _plain(value: Decimal) -> str:
+    return f"{value:f}"
+
+
+def info_of(spec: SymbolSpec) -> JsonDict:
+    """The exchangeInfo entry of a symbol added with ``add_symbol`` (filters from the spec)."""
+    base = spec.symbol[:-4] if spec.symbol.endswith("USDT") else spec.symbol
+    min_qty, max_qty, step = spec.lot(market=True)
+    filters: list[JsonDict] = [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": _plain(spec.min_price),
+            "maxPrice": _plain(spec.max_price),
+            "tickSize": _plain(spec.tick_size),
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "minQty": _plain(spec.min_qty),
+            "maxQty": _plain(spec.max_qty),
+            "stepSize": _plain(spec.step_size),
+        },
+        {
+            "filterType": "MARKET_LOT_SIZE",
+            "minQty": _plain(min_qty),
+            "maxQty": _plain(max_qty),
+            "stepSize": _plain(step),
+        },
+        {"filterType": "MIN_NOTIONAL", "notional": _plain(spec.min_notional)},
+    ]
+    if spec.percent_up or spec.percent_down:
+        filters.append(
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": _plain(spec.percent_up),
+                "multiplierDown": _plain(spec.percent_down),
+                "multiplierDecimal": "4",
+            }
+        )
     return {
-        "BTCUSDT": SymbolSpec(
-            "BTCUSDT",
-            Decimal(50000),
-            Decimal("0.1"),
-            Decimal("0.001"),
-            Decimal("0.001"),
-            Decimal(1000),
-        ),
-        "ETHUSDT": SymbolSpec(
-            "ETHUSDT",
-            Decimal(3000),
-            Decimal("0.01"),
-            Decimal("0.001"),
-            Decimal("0.001"),
-            Decimal(10000),
-        ),
+        "symbol": spec.symbol,
+        "pair": spec.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "status": spec.status,
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": base,
+        "quoteAsset": "USDT",
+        "marginAsset": "USDT",
+        "pricePrecision": spec.price_precision,
+        "quantityPrecision": spec.quantity_precision,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": spec.max_modifications,
+        "filters": filters,
+        "orderTypes": list(ORDER_TYPES),
+        "timeInForce": list(TIME_IN_FORCE),
     }
 
 
@@ -164,16 +362,55 @@ class Position:
     update_time: int = 0
 
 
+class _Window:
+    """A sliding-window counter: the amounts added in the last ``span`` ms."""
+
+    __slots__ = ("events", "span", "total")
+
+    def __init__(self, span: int) -> None:
+        self.span = span
+        self.events: deque[tuple[int, int]] = deque()
+        self.total = 0
+
+    def count(self, now: int) -> int:
+        """The amount added in ``(now - span, now]``."""
+        events = self.events
+        if events and events[-1][0] > now:  # the server clock was moved back: start afresh
+            events.clear()
+            self.total = 0
+        while events and events[0][0] <= now - self.span:
+            self.total -= events.popleft()[1]
+        return self.total
+
+    def add(self, now: int, amount: int) -> None:
+        if amount:
+            self.events.append((now, amount))
+            self.total += amount
+
+    def free_at(self, now: int, amount: int, limit: int) -> int:
+        """When (ms) ``amount`` more would fit under ``limit``, as the oldest entries leave."""
+        excess = self.count(now) + amount - limit
+        for at, value in self.events:
+            if excess <= 0:
+                break
+            excess -= value
+            if excess <= 0:
+                return at + self.span
+        return now
+
+
 @dataclass
 class Session:
-    """The per-connection state: logon, rate-limit counters."""
+    """The per-connection state: logon, the REQUEST_WEIGHT window, keys used."""
 
     index: int
     connected_since: int
     return_rate_limits: bool = True
     api_key: Optional[str] = None
     authorized_since: Optional[int] = None
-    counters: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    weight: _Window = field(default_factory=lambda: _Window(60000))
+    ip: str = FAKE_IP
+    used_keys: set[str] = field(default_factory=set)  # keys that authenticated a request
 
 
 @dataclass
@@ -405,7 +642,11 @@ class Exchange:
 
     def __init__(self) -> None:
         self.keys: dict[str, _Key] = {}
-        self.symbols = default_symbols()
+        self.info = load_exchange_info()
+        self.symbols: dict[str, SymbolSpec] = {}
+        for entry in self.info["symbols"]:
+            spec = spec_from_info(entry)
+            self.symbols[spec.symbol] = spec
         self.balances: dict[str, Decimal] = {"USDT": Decimal(10000)}
         self.balance_times: dict[str, int] = {"USDT": 0}
         self.positions: dict[str, Position] = {}
@@ -417,6 +658,16 @@ class Exchange:
         self.scripts: dict[str, list[_Rule]] = {}
         self.delays: dict[str, list[_Rule]] = {}
         self.withholds: dict[str, list[_Rule]] = {}
+        self.modifications: dict[int, int] = {}  # orderId -> order.modify calls that changed it
+        self.listen_keys: dict[str, tuple[str, int]] = {}  # apiKey -> (listenKey, expires at)
+        self.revoked: dict[str, set[int]] = {}  # apiKey -> sessions told with an id-null 401
+        self.request_weight_limit = REQUEST_WEIGHT_LIMIT
+        self.orders_10s_limit = ORDERS_10S_LIMIT
+        self.orders_1m_limit = ORDERS_1M_LIMIT
+        self.enforce_rate_limits = True
+        self.order_windows: dict[str, tuple[_Window, _Window]] = {}  # account -> (10 s, 1 min)
+        # (signed, handler): signed methods are authenticated before the handler runs; the
+        # USER_STREAM methods (userDataStream.*) check their apiKey themselves.
         self.handlers: dict[str, tuple[bool, Handler]] = {
             "session.logon": (False, self._session_logon),
             "session.status": (False, self._session_status),
@@ -425,7 +676,14 @@ class Exchange:
             "ticker.price": (False, self._ticker_price),
             "ticker.book": (False, self._ticker_book),
             "order.place": (True, self._order_place),
+            "order.modify": (True, self._order_modify),
+            "order.cancel": (True, self._order_cancel),
+            "order.status": (True, self._order_status),
             "algoOrder.place": (True, self._algo_order_place),
+            "algoOrder.cancel": (True, self._algo_order_cancel),
+            "userDataStream.start": (False, self._user_stream_start),
+            "userDataStream.ping": (False, self._user_stream_ping),
+            "userDataStream.stop": (False, self._user_stream_stop),
             "v2/account.position": (True, self._positions_v2),
             "v2/account.balance": (True, self._balance),
             "v2/account.status": (True, self._account_v2),
@@ -433,6 +691,69 @@ class Exchange:
             "account.balance": (True, self._balance),
             "account.status": (True, self._account_v1),
         }
+
+    # ---- controls --------------------------------------------------------------------------
+
+    def set_rate_limits(self, request_weight: int, orders_10s: int, orders_1m: int) -> None:
+        """The limits counted against (and, with ``enforce_rate_limits``, enforced)."""
+        for name, value in (
+            ("request_weight", request_weight),
+            ("orders_10s", orders_10s),
+            ("orders_1m", orders_1m),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.request_weight_limit = request_weight
+        self.orders_10s_limit = orders_10s
+        self.orders_1m_limit = orders_1m
+
+    def revoke_key(self, api_key: str) -> None:
+        """
+        Revoke ``api_key``: the next request of each connection that was using it (logged on
+        with it, or that had signed with it) gets an id-null 401 -2015 and the session is
+        logged out; any other request with it gets -2015 (400). Its listenKey is dropped.
+        Registering the key again makes it valid again.
+
+        Raises:
+            KeyError: ``api_key`` is not registered.
+        """
+        if api_key not in self.keys:
+            raise KeyError(f"unknown API key {api_key!r}")
+        del self.keys[api_key]
+        self.revoked[api_key] = set()
+        self.listen_keys.pop(api_key, None)
+
+    def active_listen_keys(self, now: int) -> dict[str, str]:
+        """``{apiKey: listenKey}`` of the listenKeys alive at ``now``."""
+        return {k: key for k, (key, expires) in self.listen_keys.items() if expires > now}
+
+    def exchange_info(self, now: int) -> JsonDict:
+        """
+        The fixture's exchangeInfo as served now: ``serverTime`` = ``now``, the configured
+        limits in ``rateLimits``, and one entry per symbol of the fake (the fixture's entry, or
+        one built from the filters of a symbol added with ``add_symbol``).
+        """
+        info = {k: copy.deepcopy(v) for k, v in self.info.items() if k != "symbols"}
+        info["serverTime"] = now
+        limits = {
+            ("REQUEST_WEIGHT", "MINUTE", 1): self.request_weight_limit,
+            ("ORDERS", "SECOND", 10): self.orders_10s_limit,
+            ("ORDERS", "MINUTE", 1): self.orders_1m_limit,
+        }
+        for item in info.get("rateLimits") or ():
+            if isinstance(item, dict):
+                key = (item.get("rateLimitType"), item.get("interval"), item.get("intervalNum"))
+                if key in limits:
+                    item["limit"] = limits[key]
+        info["symbols"] = [
+            copy.deepcopy(spec.info) if spec.info is not None else info_of(spec)
+            for spec in self.symbols.values()
+        ]
+        return info
+
+    def listed(self) -> list[SymbolSpec]:
+        """The symbols shown when a request names none: those with status TRADING."""
+        return [spec for spec in self.symbols.values() if spec.status == TRADING]
 
     # ---- scripted behaviour ----------------------------------------------------------------
 
@@ -488,7 +809,7 @@ class Exchange:
 
     def open_session(self, index: int, now: int, return_rate_limits: bool) -> Session:
         session = Session(index, now, return_rate_limits)
-        self._bump(session, "REQUEST_WEIGHT", 60000, now, HANDSHAKE_WEIGHT)
+        session.weight.add(now, HANDSHAKE_WEIGHT)
         return session
 
     def process(self, session: Session, message: Union[str, bytes], now: int) -> Outcome:
@@ -545,7 +866,35 @@ class Exchange:
                     ApiError(-1000, "Invalid request: 'params' must be a JSON object."),
                 ),
             )
-        limits = self._count(session, method, params, now)
+        revoked = self._revoked_key(session, params)
+        if revoked is not None:
+            # Binance's notice that the key died during the session: id null, the session
+            # is logged out, the request is not executed (nor scripted, delayed or withheld).
+            self.revoked[revoked].add(session.index)
+            if session.api_key == revoked:
+                session.api_key = None
+                session.authorized_since = None
+            session.weight.add(now, self.weight(method, params))
+            return Outcome(
+                record,
+                {
+                    "id": None,
+                    "status": 401,
+                    "error": {"code": -2015, "msg": MSG_API_KEY_INVALID},
+                },
+            )
+        limits, refused = self._count(session, method, params, now, enforce=True)
+        if refused is not None:
+            error, retry_at = refused
+            limited: JsonDict = {
+                "id": request_id,
+                "status": error.status,
+                "error": {"code": error.code, "msg": error.msg},
+                "retryAfter": retry_at,
+            }
+            if self._want_rate_limits(session, params):
+                limited["rateLimits"] = limits
+            return Outcome(record, limited)
         withheld = self._take(self.withholds, method) is not None
         script: Optional[_Script] = None if withheld else self._take(self.scripts, method)
         delay = 0.0 if withheld else float(self._take(self.delays, method) or 0.0)
@@ -589,7 +938,7 @@ class Exchange:
     def _error_reply(
         self, session: Session, now: int, request_id: Any, params: JsonDict, error: ApiError
     ) -> JsonDict:
-        limits = self._count(session, "", params, now)
+        limits, _ = self._count(session, "", params, now, enforce=False)
         reply: JsonDict = {
             "id": request_id,
             "status": error.status,
@@ -610,49 +959,78 @@ class Exchange:
             return False
         return session.return_rate_limits
 
-    @staticmethod
-    def _bump(session: Session, kind: str, window: int, now: int, amount: int) -> int:
-        bucket = now // window
-        old_bucket, count = session.counters.get((kind, window), (bucket, 0))
-        if old_bucket != bucket:
-            count = 0
-        count += amount
-        session.counters[(kind, window)] = (bucket, count)
-        return count
+    def _order_windows(
+        self, session: Session, params: Mapping[str, Any]
+    ) -> tuple[_Window, _Window]:
+        """The ORDERS windows of the account: per API key (the request's, else the logon's)."""
+        api_key = params.get("apiKey")
+        if not isinstance(api_key, str) or not api_key:
+            api_key = session.api_key
+        account = f"key:{api_key}" if api_key else f"connection:{session.index}"
+        windows = self.order_windows.get(account)
+        if windows is None:
+            windows = self.order_windows[account] = (_Window(10000), _Window(60000))
+        return windows
 
     def _count(
-        self, session: Session, method: str, params: Mapping[str, Any], now: int
-    ) -> list[JsonDict]:
+        self, session: Session, method: str, params: Mapping[str, Any], now: int, enforce: bool
+    ) -> tuple[list[JsonDict], Optional[tuple[ApiError, int]]]:
+        """
+        Count the request and give the ``rateLimits`` to report. With ``enforce`` (and
+        ``enforce_rate_limits``), a request that would go over a limit is not counted and
+        ``(the 429 error, when it would fit in ms)`` is returned as well.
+        """
         weight = self.weight(method, params)
+        window = session.weight
+        used = window.count(now)
+        is_order = method in ORDER_METHODS
+        counted: tuple[int, int] = (0, 0)
+        orders: Optional[tuple[_Window, _Window]] = None
+        if is_order:
+            orders = self._order_windows(session, params)
+            counted = (orders[0].count(now), orders[1].count(now))
+        refused: Optional[tuple[ApiError, int]] = None
+        if enforce and self.enforce_rate_limits:
+            if weight and used + weight > self.request_weight_limit:
+                msg = MSG_TOO_MANY_REQUESTS.format(ip=session.ip, limit=self.request_weight_limit)
+                at = window.free_at(now, weight, self.request_weight_limit)
+                refused = (ApiError(-1003, msg, 429), at)
+            elif orders is not None:
+                for count, limit, label, order_window in (
+                    (counted[0], self.orders_10s_limit, "10 SECOND", orders[0]),
+                    (counted[1], self.orders_1m_limit, "MINUTE", orders[1]),
+                ):
+                    if count + 1 > limit:
+                        msg = MSG_TOO_MANY_ORDERS.format(limit=limit, interval=label)
+                        refused = (ApiError(-1015, msg, 429), order_window.free_at(now, 1, limit))
+                        break
+        if refused is None:
+            window.add(now, weight)
+            used += weight
+            if orders is not None:
+                orders[0].add(now, 1)
+                orders[1].add(now, 1)
+                counted = (counted[0] + 1, counted[1] + 1)
         limits = [
-            rate_limit(
-                "REQUEST_WEIGHT",
-                "MINUTE",
-                1,
-                REQUEST_WEIGHT_LIMIT,
-                self._bump(session, "REQUEST_WEIGHT", 60000, now, weight),
-            )
+            rate_limit("REQUEST_WEIGHT", "MINUTE", 1, self.request_weight_limit, used),
         ]
-        if method in ORDER_METHODS:
-            limits.append(
-                rate_limit(
-                    "ORDERS",
-                    "SECOND",
-                    10,
-                    ORDERS_10S_LIMIT,
-                    self._bump(session, "ORDERS", 10000, now, 1),
-                )
-            )
-            limits.append(
-                rate_limit(
-                    "ORDERS",
-                    "MINUTE",
-                    1,
-                    ORDERS_1M_LIMIT,
-                    self._bump(session, "ORDERS", 60000, now, 1),
-                )
-            )
-        return limits
+        if is_order:
+            limits.append(rate_limit("ORDERS", "SECOND", 10, self.orders_10s_limit, counted[0]))
+            limits.append(rate_limit("ORDERS", "MINUTE", 1, self.orders_1m_limit, counted[1]))
+        return limits, refused
+
+    def _revoked_key(self, session: Session, params: Mapping[str, Any]) -> Optional[str]:
+        """A revoked key this connection was using and has not been told about, if any."""
+        candidates = [session.api_key, params.get("apiKey")]
+        for key in candidates:
+            if not isinstance(key, str) or key in self.keys:
+                continue
+            told = self.revoked.get(key)
+            if told is None or session.index in told:
+                continue
+            if key == session.api_key or key in session.used_keys:
+                return key
+        return None
 
     @staticmethod
     def weight(method: str, params: Mapping[str, Any]) -> int:
@@ -692,6 +1070,7 @@ class Exchange:
         if _missing(api_key):
             if not logon and session.api_key is not None:
                 self._check_timestamp(params, now)
+                session.used_keys.add(session.api_key)
                 return session.api_key
             raise mandatory("apiKey")
         if not isinstance(api_key, str) or not (api_key.isascii() and api_key.isalnum()):
@@ -709,6 +1088,21 @@ class Exchange:
             # Binance takes only Ed25519 keys for session.logon; the code it sends for another
             # kind is unconfirmed (-1022 or -4056): the fake answers -1022.
             raise ApiError(-1022, MSG_SIGNATURE)
+        session.used_keys.add(api_key)
+        return api_key
+
+    def _stream_key(self, session: Session, params: Mapping[str, Any]) -> str:
+        """USER_STREAM security: the ``apiKey`` param (no signature), else the logon's key."""
+        api_key = params.get("apiKey")
+        if _missing(api_key):
+            if session.api_key is not None:
+                return session.api_key
+            raise mandatory("apiKey")
+        if not isinstance(api_key, str) or not (api_key.isascii() and api_key.isalnum()):
+            raise ApiError(-2014, MSG_API_KEY_FORMAT)
+        if api_key not in self.keys:
+            raise ApiError(-2015, MSG_API_KEY_INVALID)
+        session.used_keys.add(api_key)
         return api_key
 
     @staticmethod
@@ -801,7 +1195,7 @@ class Exchange:
 
     def _ticker_price(self, session: Session, params: JsonDict, now: int) -> Any:
         spec = self.symbol_spec(params, required=False)
-        specs = [spec] if spec is not None else list(self.symbols.values())
+        specs = [spec] if spec is not None else self.listed()
         items = [
             {"symbol": s.symbol, "price": fmt(s.price, s.price_precision), "time": now}
             for s in specs
@@ -810,7 +1204,7 @@ class Exchange:
 
     def _ticker_book(self, session: Session, params: JsonDict, now: int) -> Any:
         spec = self.symbol_spec(params, required=False)
-        specs = [spec] if spec is not None else list(self.symbols.values())
+        specs = [spec] if spec is not None else self.listed()
         items = []
         for s in specs:
             bid = self.levels(s, True, 1)
@@ -831,28 +1225,68 @@ class Exchange:
     # ---- order checks shared by order.place and algoOrder.place ----------------------------
 
     @staticmethod
-    def _check_quantity(spec: SymbolSpec, qty: Decimal) -> None:
+    def _check_quantity(spec: SymbolSpec, qty: Decimal, market: bool = False) -> None:
+        """LOT_SIZE (MARKET_LOT_SIZE when ``market``); a bound or step of 0 is no rule."""
+        min_qty, max_qty, step = spec.lot(market)
         if qty <= 0:
             raise ApiError(-4003, "Quantity less than or equal to zero.")
-        if _decimals(qty) > _places(spec.step_size):
-            raise ApiError(-1111, "Precision is over the maximum defined for this asset.")
-        if qty < spec.min_qty:
-            raise ApiError(-4004, "Quantity less than min qty.")
-        if qty > spec.max_qty:
-            raise ApiError(-4005, "Quantity greater than max qty.")
-        if (qty - spec.min_qty) % spec.step_size != 0:
-            raise ApiError(-4023, "Quantity not increased by step size.")
+        if step > 0 and _decimals(qty) > _places(step):
+            raise ApiError(-1111, MSG_PRECISION)
+        if min_qty > 0 and qty < min_qty:
+            raise ApiError(-4004, "Quantity less than min quantity.")
+        if max_qty > 0 and qty > max_qty:
+            raise ApiError(-4005, "Quantity greater than max quantity.")
+        if step > 0 and (qty - min_qty) % step != 0:
+            raise ApiError(-4023, "Qty not increased by step size.")
 
     @staticmethod
     def _check_price(spec: SymbolSpec, price: Decimal) -> None:
+        """PRICE_FILTER; a bound or tick of 0 is no rule."""
         if price <= 0:
             raise ApiError(-4013, "Price less than min price.")
-        if _decimals(price) > _places(spec.tick_size):
-            raise ApiError(-1111, "Precision is over the maximum defined for this asset.")
-        if price > spec.max_price:
+        if spec.tick_size > 0 and _decimals(price) > _places(spec.tick_size):
+            raise ApiError(-1111, MSG_PRECISION)
+        if spec.min_price > 0 and price < spec.min_price:
+            raise ApiError(-4013, "Price less than min price.")
+        if spec.max_price > 0 and price > spec.max_price:
             raise ApiError(-4002, "Price greater than max price.")
-        if price % spec.tick_size != 0:
+        if spec.tick_size > 0 and (price - spec.min_price) % spec.tick_size != 0:
             raise ApiError(-4014, "Price not increased by tick size.")
+
+    @staticmethod
+    def _check_percent_price(spec: SymbolSpec, side: str, price: Decimal) -> None:
+        """PERCENT_PRICE against the mark price (the fake's price)."""
+        high = spec.price * spec.percent_up
+        low = spec.price * spec.percent_down
+        if spec.percent_up > 0 and side == "BUY" and price > high:
+            raise ApiError(
+                -4016, f"Limit price can't be higher than {fmt(high, spec.price_precision)}."
+            )
+        if spec.percent_down > 0 and side == "SELL" and price < low:
+            raise ApiError(
+                -4024, f"Limit price can't be lower than {fmt(low, spec.price_precision)}."
+            )
+
+    @staticmethod
+    def _check_notional(spec: SymbolSpec, notional: Decimal, code: int = -4164) -> None:
+        """MIN_NOTIONAL (the caller skips reduce-only orders); -5029 for order.modify."""
+        if spec.min_notional > 0 and notional < spec.min_notional:
+            tail = " (unless you choose reduce only)." if code == -4164 else ""
+            raise ApiError(
+                code, f"Order's notional must be no smaller than {spec.min_notional}{tail}"
+            )
+
+    @staticmethod
+    def _check_trading(spec: SymbolSpec) -> None:
+        if spec.status != TRADING:
+            raise ApiError(-4140, MSG_SYMBOL_STATUS)
+
+    @staticmethod
+    def _crosses(spec: SymbolSpec, side: str, price: Decimal) -> bool:
+        """Whether a LIMIT price takes liquidity: the fake's book is one tick off the price."""
+        best_bid = spec.price - spec.tick_size
+        best_ask = spec.price + spec.tick_size
+        return (side == "BUY" and price >= best_ask) or (side == "SELL" and price <= best_bid)
 
     @staticmethod
     def _check_position_side(params: Mapping[str, Any]) -> str:
@@ -911,6 +1345,7 @@ class Exchange:
             raise ApiError(-4120, MSG_4120)
         spec = self.symbol_spec(params)
         assert spec is not None
+        self._check_trading(spec)
         position_side = self._check_position_side(params)
         reduce_only = flag_param(params, "reduceOnly", code=-4062)
         price_match = (
@@ -966,26 +1401,12 @@ class Exchange:
                 )
             tif = "GTC"
             good_till = 0
-        self._check_quantity(spec, qty)
+        self._check_quantity(spec, qty, market=otype == "MARKET")
         if otype == "LIMIT":
             self._check_price(spec, price)
-            high = spec.price * PERCENT_PRICE_UP
-            low = spec.price * PERCENT_PRICE_DOWN
-            if side == "BUY" and price > high:
-                raise ApiError(
-                    -4016, f"Limit price can't be higher than {fmt(high, spec.price_precision)}."
-                )
-            if side == "SELL" and price < low:
-                raise ApiError(
-                    -4024, f"Limit price can't be lower than {fmt(low, spec.price_precision)}."
-                )
-        notional = (price if otype == "LIMIT" else spec.price) * qty
-        if not reduce_only and notional < spec.min_notional:
-            raise ApiError(
-                -4164,
-                f"Order's notional must be no smaller than {spec.min_notional.normalize()} "
-                "(unless you choose reduce only).",
-            )
+            self._check_percent_price(spec, side, price)
+        if not reduce_only:
+            self._check_notional(spec, (price if otype == "LIMIT" else spec.price) * qty)
         position = self.positions.get(spec.symbol, Position())
         if reduce_only and not (
             (side == "BUY" and position.amount < 0) or (side == "SELL" and position.amount > 0)
@@ -993,11 +1414,7 @@ class Exchange:
             raise ApiError(-2022, "ReduceOnly Order is rejected.")
 
         # Would it take liquidity? The fake's book is one tick either side of the price.
-        best_bid = spec.price - spec.tick_size
-        best_ask = spec.price + spec.tick_size
-        crosses = otype == "MARKET" or (
-            (side == "BUY" and price >= best_ask) or (side == "SELL" and price <= best_bid)
-        )
+        crosses = otype == "MARKET" or self._crosses(spec, side, price)
         if crosses and tif in ("GTX", "RPI"):
             raise ApiError(
                 -5022,
@@ -1095,6 +1512,128 @@ class Exchange:
         position.update_time = now
         return abs(signed)
 
+    # ---- order.status / order.cancel / order.modify ----------------------------------------
+
+    def _find_order(
+        self, params: Mapping[str, Any], spec: SymbolSpec, unknown: ApiError
+    ) -> JsonDict:
+        """
+        The order named by ``orderId`` (which wins when both are sent) or
+        ``origClientOrderId`` (the newest order with that id) on ``spec``'s symbol.
+        """
+        order_id = int_param(params, "orderId")
+        client_id = text_param(params, "origClientOrderId")
+        if order_id is None and client_id is None:
+            raise either("orderId", "origClientOrderId")
+        order: Optional[JsonDict] = None
+        if order_id is not None:
+            order = self.orders.get(order_id)
+        else:
+            for candidate in reversed(self.orders.values()):
+                if candidate["clientOrderId"] == client_id and candidate["symbol"] == spec.symbol:
+                    order = candidate
+                    break
+        if order is None or order["symbol"] != spec.symbol:
+            raise unknown
+        return order
+
+    @staticmethod
+    def _order_reply(order: Mapping[str, Any]) -> JsonDict:
+        """The order object of order.place / order.modify / order.cancel (no ``time``)."""
+        return {k: v for k, v in order.items() if k != "time"}
+
+    def _order_status(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        spec = self.symbol_spec(params)
+        assert spec is not None
+        return dict(self._find_order(params, spec, ApiError(-2013, MSG_NO_SUCH_ORDER)))
+
+    def _order_cancel(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        spec = self.symbol_spec(params)
+        assert spec is not None
+        order = self._find_order(params, spec, ApiError(-2011, MSG_UNKNOWN_ORDER))
+        if order["status"] not in OPEN_STATUSES:
+            raise ApiError(-2011, MSG_UNKNOWN_ORDER)
+        order["status"] = "CANCELED"
+        order["updateTime"] = now
+        return self._order_reply(order)
+
+    def _order_modify(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        for name in ("symbol", "side", "quantity"):
+            text_param(params, name, required=True)
+        side = enum_param(params, "side", SIDES, ApiError(-1117, "Invalid side."))
+        assert side is not None
+        spec = self.symbol_spec(params)
+        assert spec is not None
+        if spec.status != TRADING:
+            raise ApiError(-5024, MSG_MODIFY_NOT_TRADING)
+        match = (
+            enum_param(params, "priceMatch", PRICE_MATCH, ApiError(-5037, "Invalid price match."))
+            or "NONE"
+        )
+        quantity = decimal_param(params, "quantity", required=True)
+        assert quantity is not None
+        qty_text, qty = quantity
+        given = decimal_param(params, "price")
+        if given is not None and match != "NONE":
+            raise ApiError(-1128, "Combination of optional parameters invalid.")
+        if given is None and match == "NONE":
+            raise either("price", "priceMatch")
+        order = self._find_order(params, spec, ApiError(-2013, MSG_NO_SUCH_ORDER))
+        if order["type"] != "LIMIT":
+            raise ApiError(-5025, MSG_LIMIT_ONLY)
+        if order["status"] not in OPEN_STATUSES:
+            # Binance's code for a final order is unconfirmed: the matching engine no longer
+            # knows the order, so the fake answers as for an unknown one.
+            raise ApiError(-2013, MSG_NO_SUCH_ORDER)
+        if side != order["side"]:
+            raise invalid("side")
+        if given is not None:
+            price_text, price = given
+        else:
+            price = self._match_price(spec, side, match)
+            price_text = fmt(price, spec.price_precision)
+        self._check_quantity(spec, qty)
+        self._check_price(spec, price)
+        self._check_percent_price(spec, side, price)
+        unchanged = (
+            qty == Decimal(order["origQty"])
+            and price == Decimal(order["price"])
+            and match == order["priceMatch"]
+        )
+        if unchanged:
+            raise ApiError(-5027, MSG_SAME_ORDER)
+        if not order["reduceOnly"]:
+            self._check_notional(spec, price * qty, code=-5029)
+        done = self.modifications.get(order["orderId"], 0)
+        if done >= spec.max_modifications:
+            raise ApiError(-5026, MSG_MODIFY_LIMIT)
+        self.modifications[order["orderId"]] = done + 1
+
+        executed = Decimal(order["executedQty"])
+        order.update(price=price_text, origQty=qty_text, priceMatch=match, updateTime=now)
+        crosses = self._crosses(spec, side, price)
+        if qty <= executed or (crosses and order["timeInForce"] in ("GTX", "RPI")):
+            # Binance cancels the order instead: the new quantity is already filled, or a
+            # post-only order would now take liquidity.
+            order["status"] = "CANCELED"
+        elif crosses:
+            filled = self._fill(spec, side, qty - executed, spec.price, order["reduceOnly"], now)
+            total = executed + filled
+            old_quote = Decimal(order["cumQuote"])
+            quote = old_quote + filled * spec.price
+            order.update(
+                status="FILLED",
+                avgPrice=fmt(quote / total, spec.price_precision),
+                executedQty=fmt(total, spec.quantity_precision),
+                cumQty=fmt(total, spec.quantity_precision),
+                cumQuote=fmt(quote, 5),
+            )
+        reply = self._order_reply(order)
+        modify_id = params.get("modifyId")
+        if not _missing(modify_id):
+            reply["modifyId"] = modify_id
+        return reply
+
     # ---- algoOrder.place -------------------------------------------------------------------
 
     def _algo_order_place(self, session: Session, params: JsonDict, now: int) -> JsonDict:
@@ -1113,6 +1652,7 @@ class Exchange:
         assert side is not None and otype is not None
         spec = self.symbol_spec(params)
         assert spec is not None
+        self._check_trading(spec)
         position_side = self._check_position_side(params)
         reduce_only = flag_param(params, "reduceOnly", code=-4062)
         close_position = flag_param(params, "closePosition")
@@ -1174,6 +1714,16 @@ class Exchange:
         if callback is not None and not Decimal("0.1") <= callback[1] <= Decimal(10):
             raise invalid("callbackRate")
         last = spec.price
+        if quantity is not None and not reduce_only and not close_position:
+            # The reference price of bfsync.filters: the limit price, else the trigger (else,
+            # for trailing orders, the activation price, else the last price).
+            if price is not None:
+                reference = price[1]
+            elif trigger is not None:
+                reference = trigger[1]
+            else:
+                reference = activate[1] if activate is not None else last
+            self._check_notional(spec, reference * quantity[1])
         if trigger is not None:
             level = trigger[1]
             if otype.startswith("STOP"):
@@ -1222,6 +1772,64 @@ class Exchange:
         self.algo_orders[algo_id] = algo
         return dict(algo)
 
+    # ---- algoOrder.cancel ------------------------------------------------------------------
+
+    def _algo_order_cancel(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        algo_id = int_param(params, "algoId")
+        client_id = text_param(params, "clientAlgoId")
+        if algo_id is None and client_id is None:
+            raise either("algoId", "clientAlgoId")
+        algo: Optional[JsonDict] = None
+        if algo_id is not None:
+            algo = self.algo_orders.get(algo_id)
+        else:
+            for candidate in reversed(self.algo_orders.values()):
+                if candidate["clientAlgoId"] == client_id:
+                    algo = candidate
+                    break
+        if algo is None or algo["algoStatus"] != "NEW":
+            raise ApiError(-2011, MSG_UNKNOWN_ORDER)
+        algo["algoStatus"] = "CANCELED"
+        algo["updateTime"] = now
+        return {
+            "algoId": algo["algoId"],
+            "clientAlgoId": algo["clientAlgoId"],
+            "code": "200",
+            "msg": "success",
+        }
+
+    # ---- userDataStream.* ------------------------------------------------------------------
+
+    def _live_listen_key(self, api_key: str, now: int) -> Optional[str]:
+        entry = self.listen_keys.get(api_key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self.listen_keys[api_key]
+            return None
+        return entry[0]
+
+    def _user_stream_start(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        api_key = self._stream_key(session, params)
+        key = self._live_listen_key(api_key, now)
+        if key is None:
+            key = "".join(secrets.choice(LISTEN_KEY_CHARS) for _ in range(64))
+        self.listen_keys[api_key] = (key, now + LISTEN_KEY_TTL)
+        return {"listenKey": key}
+
+    def _user_stream_ping(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        api_key = self._stream_key(session, params)
+        key = self._live_listen_key(api_key, now)
+        if key is None:
+            raise ApiError(-1125, MSG_NO_LISTEN_KEY)
+        self.listen_keys[api_key] = (key, now + LISTEN_KEY_TTL)
+        return {"listenKey": key}
+
+    def _user_stream_stop(self, session: Session, params: JsonDict, now: int) -> JsonDict:
+        api_key = self._stream_key(session, params)
+        self.listen_keys.pop(api_key, None)
+        return {}
+
     # ---- account ---------------------------------------------------------------------------
 
     def _figures(self, spec: SymbolSpec) -> dict[str, Any]:
@@ -1255,9 +1863,17 @@ class Exchange:
             "active": amount != 0 or bid_notional != 0 or ask_notional != 0,
         }
 
+    def _account_symbols(self) -> list[SymbolSpec]:
+        """The symbols account replies list: TRADING ones, and any other with a position."""
+        return [
+            spec
+            for spec in self.symbols.values()
+            if spec.status == TRADING or self._figures(spec)["active"]
+        ]
+
     def _selected(self, params: Mapping[str, Any]) -> list[SymbolSpec]:
         spec = self.symbol_spec(params, required=False)
-        return [spec] if spec is not None else list(self.symbols.values())
+        return [spec] if spec is not None else self._account_symbols()
 
     def _positions_v2(self, session: Session, params: JsonDict, now: int) -> list[JsonDict]:
         out = []
@@ -1401,7 +2017,7 @@ class Exchange:
     def _account_v2(self, session: Session, params: JsonDict, now: int) -> JsonDict:
         totals = self._totals()
         positions = []
-        for spec in self.symbols.values():
+        for spec in self._account_symbols():
             f = self._figures(spec)
             if f["active"]:
                 positions.append(
@@ -1426,7 +2042,7 @@ class Exchange:
     def _account_v1(self, session: Session, params: JsonDict, now: int) -> JsonDict:
         totals = self._totals()
         positions = []
-        for spec in self.symbols.values():
+        for spec in self._account_symbols():
             f = self._figures(spec)
             positions.append(
                 {

@@ -5,7 +5,8 @@ It runs a real WebSocket server (the ``websockets`` package, on its own asyncio 
 a daemon thread) on ``127.0.0.1`` and an ephemeral port, speaks the ws-fapi frame protocol,
 checks signatures and timestamps like Binance, and answers from a small deterministic market
 (BTCUSDT at 50000, ETHUSDT at 3000) and account (10000 USDT). Tests can script replies, delay
-or withhold them, drop connections and skew the server clock::
+or withhold them, drop connections, skew the server clock and inject faults (a stalled peer,
+refused handshakes, connections closed at an age, duplicate replies, garbage frames)::
 
     from bfsync.testing import FakeExchange
 
@@ -22,6 +23,7 @@ See ``docs/fake_exchange.md`` for the methods served, the error codes and what i
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import json
@@ -33,6 +35,7 @@ import threading
 import time
 from collections.abc import Mapping
 from decimal import Decimal
+from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, Union
@@ -42,6 +45,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HttpRequest
+from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
 from ._engine import Exchange, Position, Session, SymbolSpec, make_key
@@ -57,6 +62,8 @@ _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 _CLOSE_TIMEOUT = 1.0
 _TICK = 0.02
+_GARBAGE_KINDS = ("invalid_json", "binary", "unknown_id", "oversized")
+_OVERSIZED_BYTES = 1536 * 1024  # 1.5 MiB: far above any reply, below bfsync's 16 MiB limit
 
 
 def _random_alnum(length: int) -> str:
@@ -64,14 +71,54 @@ def _random_alnum(length: int) -> str:
 
 
 class _Connection:
-    """One client connection: its socket, its session and its in-flight reply tasks."""
+    """
+    One client connection: its socket, its session, its in-flight reply tasks and its stall.
 
-    __slots__ = ("session", "tasks", "ws")
+    Only the server thread touches it, except for the read-only ``stalled`` and ``opened_at``.
+    """
 
-    def __init__(self, ws: ServerConnection, session: Session) -> None:
+    __slots__ = ("discarded", "opened_at", "paused_reading", "released", "session", "tasks", "ws")
+
+    def __init__(self, ws: ServerConnection, session: Session, opened_at: float) -> None:
         self.ws = ws
         self.session = session
         self.tasks: set[asyncio.Task[None]] = set()
+        self.opened_at = opened_at  # the loop's clock
+        self.released = asyncio.Event()  # cleared while stalled: nothing is read or sent
+        self.released.set()
+        self.paused_reading = False  # stall() paused the transport (so unstall resumes it)
+        self.discarded = False  # dropped or stopped while stalled: held frames are never handled
+
+    @property
+    def stalled(self) -> bool:
+        return not self.released.is_set()
+
+    def stall(self) -> None:
+        if self.stalled or self.discarded:
+            return
+        self.released.clear()
+        transport = self.ws.transport
+        if transport.is_reading():
+            transport.pause_reading()  # the TCP connection stays open; the kernel holds data
+            self.paused_reading = True
+
+    def release(self, discard: bool = False) -> None:
+        """End the stall; ``discard``: and never handle what arrived meanwhile."""
+        if discard:
+            self.discarded = True
+        if not self.stalled:
+            return
+        if self.paused_reading:
+            self.paused_reading = False
+            with contextlib.suppress(Exception):  # the transport is closing already
+                self.ws.transport.resume_reading()
+        self.released.set()
+
+    async def until_released(self) -> bool:
+        """Wait out a stall; False when the connection was discarded meanwhile."""
+        if self.stalled:
+            await self.released.wait()
+        return not self.discarded
 
 
 class FakeExchange:
@@ -108,6 +155,20 @@ class FakeExchange:
         self._stop_event: Optional[asyncio.Event] = None
         self._start_error: Optional[BaseException] = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Faults (see "faults" below); guarded by _cond, read by the server thread.
+        self._refusing = False
+        self._refuse_remaining: Optional[int] = None  # None: until accept_handshakes()
+        self._refuse_status = 503
+        self._handshakes_refused = 0
+        self._close_age: Optional[float] = None
+        self._close_age_code = 1000
+        self._connections_aged_out = 0
+        self._duplicating = False
+        self._duplicate_method: Optional[str] = None
+        self._duplicate_remaining: Optional[int] = None
+        self._replies_duplicated = 0
+        self._stall_timer: Optional[asyncio.TimerHandle] = None
+        self._garbage_ids = 900_000_000_000_000
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -211,6 +272,7 @@ class FakeExchange:
             ping_timeout=None,
             close_timeout=_CLOSE_TIMEOUT,
             compression=None,
+            process_request=self._process_request,
         )
         with self._cond:
             self._port = self._bound_port = server.sockets[0].getsockname()[1]
@@ -223,6 +285,9 @@ class FakeExchange:
             await self._close_server(server)
 
     async def _close_server(self, server: Server) -> None:
+        self._cancel_stall_timer()
+        for connection in self._snapshot():
+            connection.release(discard=True)  # so the close handshake can complete
         server.close()
         try:
             await asyncio.wait_for(server.wait_closed(), _CLOSE_TIMEOUT + 1.5)
@@ -551,6 +616,7 @@ class FakeExchange:
     async def _drop(self, close_frame: bool, code: int, reason: str) -> int:
         connections = [c for c in self._snapshot() if c.ws.state is State.OPEN]
         for connection in connections:
+            connection.release(discard=True)  # a stalled connection is dropped as it is
             if close_frame:
                 self._spawn(connection.ws.close(code, reason))
             else:
@@ -566,6 +632,265 @@ class FakeExchange:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    # ---- faults --------------------------------------------------------------------------------
+
+    def stall(self, seconds: Optional[float] = None) -> int:
+        """
+        Make every open connection a silent, half-open peer: nothing more is read from it or
+        sent on it (no replies, no pongs, no pings), but its TCP connection stays open.
+        Connections opened afterwards are served normally. Lasts until ``unstall()`` (or
+        ``clear_faults()``), or ``seconds`` when given. Frames that arrive meanwhile wait in
+        the kernel and are handled after the stall, unless the connection was dropped first.
+        Returns how many connections are stalled.
+        """
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0
+        ):
+            raise ValueError(f"seconds must be a number > 0 or None, got {seconds!r}")
+
+        def run() -> int:
+            self._cancel_stall_timer()
+            stalled = 0
+            for connection in self._snapshot():
+                if connection.ws.state is State.OPEN and not connection.discarded:
+                    connection.stall()
+                    stalled += 1
+            if seconds is not None and stalled:
+                loop = asyncio.get_running_loop()
+                self._stall_timer = loop.call_later(float(seconds), self._release_all)
+            return stalled
+
+        return self._in_loop(run, 0)
+
+    def unstall(self) -> int:
+        """End a ``stall()``: read, answer and ping again. Returns how many were stalled."""
+        return self._in_loop(self._release_all, 0)
+
+    @property
+    def stalled_connections(self) -> int:
+        """Connections stalled now (see ``stall()``)."""
+        return sum(1 for c in self._snapshot() if c.stalled)
+
+    def refuse_handshakes(self, count: Optional[int] = None, status: int = 503) -> None:
+        """
+        Refuse the next ``count`` WebSocket handshakes (``None``: every one until
+        ``accept_handshakes()`` or ``clear_faults()``) with an HTTP ``status`` response
+        (default 503 Service Unavailable) instead of switching protocols. Open connections
+        are not affected. ``handshakes_refused`` counts the refusals.
+        """
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
+            raise ValueError(f"count must be a positive int or None, got {count!r}")
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status!r}")
+        HTTPStatus(status)  # ValueError for a code http.HTTPStatus does not know
+        with self._cond:
+            self._refusing = True
+            self._refuse_remaining = count
+            self._refuse_status = status
+
+    def accept_handshakes(self) -> None:
+        """Stop refusing handshakes (see ``refuse_handshakes()``)."""
+        with self._cond:
+            self._refusing = False
+            self._refuse_remaining = None
+
+    @property
+    def handshakes_refused(self) -> int:
+        """Handshakes refused by ``refuse_handshakes()`` since construction."""
+        with self._cond:
+            return self._handshakes_refused
+
+    def close_at_age(self, seconds: Optional[float], code: int = 1000) -> None:
+        """
+        Close every connection, present and future, with a close frame (``code``, 1000 or
+        1001) once it is ``seconds`` old, as Binance does after 24 hours. ``None`` stops it.
+        A stalled connection is closed when its stall ends. ``connections_aged_out`` counts.
+        """
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0
+        ):
+            raise ValueError(f"seconds must be a number > 0 or None, got {seconds!r}")
+        if code not in (1000, 1001):
+            raise ValueError(f"code must be 1000 or 1001, got {code!r}")
+        with self._cond:
+            self._close_age = None if seconds is None else float(seconds)
+            self._close_age_code = code
+
+    @property
+    def connections_aged_out(self) -> int:
+        """Connections closed by ``close_at_age()`` since construction."""
+        with self._cond:
+            return self._connections_aged_out
+
+    def duplicate_replies(self, method: Optional[str] = None, times: Optional[int] = None) -> None:
+        """
+        Send each reply (to ``method``, or to every method when ``None``) twice, back to back.
+        ``times``: only the next ``times`` replies (``None``: until ``clear_faults()``).
+        A withheld request gets no reply, so nothing to duplicate.
+        """
+        if method is not None and (not isinstance(method, str) or not method):
+            raise ValueError("method must be a non-empty str or None")
+        if times is not None and (
+            isinstance(times, bool) or not isinstance(times, int) or times < 1
+        ):
+            raise ValueError(f"times must be a positive int or None, got {times!r}")
+        with self._cond:
+            self._duplicating = True
+            self._duplicate_method = method
+            self._duplicate_remaining = times
+
+    @property
+    def replies_duplicated(self) -> int:
+        """Replies sent twice by ``duplicate_replies()`` since construction."""
+        with self._cond:
+            return self._replies_duplicated
+
+    def send_garbage(self, kind: str) -> int:
+        """
+        Push one unsolicited frame to every open connection now; returns how many got it.
+
+        ``kind``: ``"invalid_json"`` (a truncated JSON text), ``"binary"`` (a binary frame),
+        ``"unknown_id"`` (a valid reply, status 200, with an id no client sent),
+        ``"oversized"`` (a valid reply with an unknown id, 1.5 MiB long).
+        """
+        data: Union[str, bytes]
+        if kind == "invalid_json":
+            data = '{"id":1,"status":200,"result":{"symbol":"BTCUSDT","price":"500'
+        elif kind == "binary":
+            data = b'\x00\xff{"id":1,"status":200,"result":{}}\x80'
+        elif kind == "unknown_id":
+            data = _dumps({"id": self._garbage_id(), "status": 200, "result": {}})
+        elif kind == "oversized":
+            padding = "x" * _OVERSIZED_BYTES
+            data = _dumps({"id": self._garbage_id(), "status": 200, "result": {"pad": padding}})
+        else:
+            raise ValueError(f"kind must be one of {', '.join(_GARBAGE_KINDS)}; got {kind!r}")
+        return self.push(data)
+
+    def push(self, data: Union[str, bytes]) -> int:
+        """
+        Send ``data`` as one frame (``str``: text, ``bytes``: binary) to every open connection
+        now, unasked; returns how many got it. On return the frame has been handed to each
+        socket (a stalled connection gets it when its stall ends).
+        """
+        if not isinstance(data, (str, bytes)):
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        loop = self._loop
+        if loop is None:
+            return 0
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("push() cannot be called from the server thread")
+        future = asyncio.run_coroutine_threadsafe(self._push(data), loop)
+        return future.result(_STOP_TIMEOUT)
+
+    def clear_faults(self) -> None:
+        """Undo every fault: ``unstall()``, ``accept_handshakes()``, no age limit, no duplicates."""
+        self.unstall()
+        self.accept_handshakes()
+        self.close_at_age(None)
+        with self._cond:
+            self._duplicating = False
+            self._duplicate_method = None
+            self._duplicate_remaining = None
+
+    def _garbage_id(self) -> int:
+        with self._cond:
+            self._garbage_ids += 1
+            return self._garbage_ids
+
+    async def _push(self, data: Union[str, bytes]) -> int:
+        targets = [c for c in self._snapshot() if c.ws.state is State.OPEN and not c.discarded]
+        for connection in targets:
+            if connection.stalled:
+                self._track(connection, self._send(connection, data, 0.0, 1))
+            else:
+                with contextlib.suppress(ConnectionClosed):
+                    await connection.ws.send(data)
+        return len(targets)
+
+    def _in_loop(self, fn: Callable[[], T], default: T) -> T:
+        """Run ``fn`` on the server thread and return its result; ``default`` when stopped."""
+        loop = self._loop
+        if loop is None:
+            return default
+        if threading.current_thread() is self._thread:
+            return fn()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # the loop is closed: the server stopped
+            return default
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while True:
+            try:
+                return done.result(0.05)
+            except concurrent.futures.TimeoutError:
+                if self._loop is not loop:
+                    return default  # stopped before running it
+                if time.monotonic() > deadline:
+                    raise
+
+    def _release_all(self, discard: bool = False) -> int:
+        self._cancel_stall_timer()
+        released = 0
+        for connection in self._snapshot():
+            if connection.stalled:
+                released += 1
+            connection.release(discard)
+        return released
+
+    def _cancel_stall_timer(self) -> None:
+        timer, self._stall_timer = self._stall_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _process_request(
+        self, connection: ServerConnection, request: HttpRequest
+    ) -> Optional[HttpResponse]:
+        """websockets' ``process_request`` hook: refuse the handshake when asked to."""
+        with self._cond:
+            if not self._refusing:
+                return None
+            if self._refuse_remaining is not None:
+                self._refuse_remaining -= 1
+                if self._refuse_remaining <= 0:
+                    self._refusing = False
+                    self._refuse_remaining = None
+            self._handshakes_refused += 1
+            status = self._refuse_status
+            self._cond.notify_all()
+        return connection.respond(
+            HTTPStatus(status), f"FakeExchange refused the handshake (status {status}).\n"
+        )
+
+    def _duplicates(self, method: Any) -> int:
+        """How many times to send the next reply to ``method``; call with ``_cond`` held."""
+        if not self._duplicating:
+            return 1
+        if self._duplicate_method is not None and method != self._duplicate_method:
+            return 1
+        self._replies_duplicated += 1
+        if self._duplicate_remaining is not None:
+            self._duplicate_remaining -= 1
+            if self._duplicate_remaining <= 0:
+                self._duplicating = False
+                self._duplicate_remaining = None
+        return 2
+
+    def _track(self, connection: _Connection, coroutine: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        connection.tasks.add(task)
+        task.add_done_callback(connection.tasks.discard)
+
     # ---- the connection handler -----------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
@@ -575,21 +900,23 @@ class FakeExchange:
             values = query.get("returnRateLimits")
             if values and values[-1].lower() == "false":
                 return_rate_limits = False
+        opened_at = asyncio.get_running_loop().time()
         with self._cond:
             index = self._next_connection
             self._next_connection += 1
             session = self._exchange.open_session(index, self._now_ms(), return_rate_limits)
-            connection = _Connection(ws, session)
+            connection = _Connection(ws, session, opened_at)
             self._connections[index] = connection
             self._cond.notify_all()
-        pinger = asyncio.ensure_future(self._pinger(ws))
+        watcher = asyncio.ensure_future(self._watch(connection))
         try:
             async for message in ws:
-                self._on_message(connection, message)
+                if await connection.until_released():
+                    self._on_message(connection, message)
         except ConnectionClosed:
             pass
         finally:
-            pinger.cancel()
+            watcher.cancel()
             for task in list(connection.tasks):
                 task.cancel()
             with self._cond:
@@ -605,27 +932,48 @@ class FakeExchange:
                 record["received_at"] = received_at
                 record["connection"] = connection.session.index
                 self._requests.append(copy.deepcopy(record))
+            copies = 1
+            if outcome.reply is not None:
+                sent = outcome.record
+                copies = self._duplicates(sent.get("method") if sent is not None else None)
             self._cond.notify_all()
         if outcome.reply is None:
             return
-        text = _dumps(outcome.reply)
-        task = asyncio.ensure_future(self._reply(connection.ws, text, outcome.delay))
-        connection.tasks.add(task)
-        task.add_done_callback(connection.tasks.discard)
+        self._track(
+            connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
+        )
 
     @staticmethod
-    async def _reply(ws: ServerConnection, text: str, delay: float) -> None:
+    async def _send(
+        connection: _Connection, data: Union[str, bytes], delay: float, copies: int
+    ) -> None:
+        """Send ``data`` ``copies`` times after ``delay``, once any stall is over."""
         if delay > 0:
             await asyncio.sleep(delay)
+        if not await connection.until_released():
+            return
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(text)
+            for _ in range(copies):
+                await connection.ws.send(data)
 
-    async def _pinger(self, ws: ServerConnection) -> None:
+    async def _watch(self, connection: _Connection) -> None:
+        """Ping every ``ping_interval`` and close at ``close_at_age``; both pause in a stall."""
+        ws = connection.ws
         loop = asyncio.get_running_loop()
         last = loop.time()
         while ws.state is State.OPEN:
             interval = self.ping_interval
             now = loop.time()
+            if connection.stalled:
+                last = now
+                await asyncio.sleep(_TICK)
+                continue
+            age = self._close_age
+            if age is not None and now - connection.opened_at >= age:
+                with self._cond:
+                    self._connections_aged_out += 1
+                self._spawn(ws.close(self._close_age_code, "connection reached its maximum age"))
+                return
             if interval is None or interval <= 0:
                 last = now
                 await asyncio.sleep(_TICK)
@@ -647,6 +995,68 @@ class FakeExchange:
             return
         with self._cond:
             self._pongs_received += 1
+
+    # ------------------------------------------------------------------------------------------
+    # Engine controls (added for issue 4)
+    # Pass-throughs to the engine (``_engine.Exchange``); see docs/fake_exchange.md.
+    # ------------------------------------------------------------------------------------------
+
+    def set_rate_limits(
+        self, request_weight: int = 2400, orders_10s: int = 300, orders_1m: int = 1200
+    ) -> None:
+        """
+        Set the limits reported in ``rateLimits`` and enforced (see ``enforce_rate_limits``):
+        REQUEST_WEIGHT per minute (per connection), ORDERS per 10 s and per minute (per API
+        key). Arguments left out go back to Binance's values. ``ValueError`` unless positive.
+        """
+        with self._cond:
+            self._exchange.set_rate_limits(request_weight, orders_10s, orders_1m)
+
+    @property
+    def enforce_rate_limits(self) -> bool:
+        """Whether a request over a limit gets 429 (-1003 / -1015). Default ``True``."""
+        with self._cond:
+            return self._exchange.enforce_rate_limits
+
+    @enforce_rate_limits.setter
+    def enforce_rate_limits(self, value: bool) -> None:
+        with self._cond:
+            self._exchange.enforce_rate_limits = bool(value)
+
+    def revoke_key(self, api_key: str) -> None:
+        """
+        Revoke ``api_key``: the next request of each connection that was using it (logged on
+        with it, or signing with it) gets ``{"id": null, "status": 401, "error": {"code":
+        -2015, ...}}`` and that session is logged out; other requests with the key get -2015
+        (status 400). ``register_key`` makes it valid again. ``KeyError`` if not registered.
+        """
+        with self._cond:
+            self._exchange.revoke_key(api_key)
+
+    def exchange_info(self) -> JsonDict:
+        """
+        The ``GET /fapi/v1/exchangeInfo`` answer matching this server (a copy of
+        ``bfsync/testing/exchange_info.json`` with ``serverTime`` now, the configured rate
+        limits, and an entry per ``add_symbol`` symbol), e.g. to serve with ``responses``.
+        """
+        with self._cond:
+            return self._exchange.exchange_info(self._now_ms())
+
+    def order(self, order_id: int) -> JsonDict:
+        """A copy of one order (as in ``orders``). ``KeyError`` if there is no such order."""
+        with self._cond:
+            return copy.deepcopy(self._exchange.orders[order_id])
+
+    def algo_order(self, algo_id: int) -> JsonDict:
+        """A copy of one algo order (as in ``algo_orders``). ``KeyError`` if unknown."""
+        with self._cond:
+            return copy.deepcopy(self._exchange.algo_orders[algo_id])
+
+    @property
+    def listen_keys(self) -> dict[str, str]:
+        """The listenKeys alive now (60 min after the last start/ping), as ``{apiKey: key}``."""
+        with self._cond:
+            return self._exchange.active_listen_keys(self._now_ms())
 
 
 def _dumps(frame: JsonDict) -> str:

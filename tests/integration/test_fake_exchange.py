@@ -892,11 +892,11 @@ def test_script_error_and_status(fx: FakeExchange, client: Client) -> None:
 
 def test_script_forever_any_method_and_clear(fx: FakeExchange, client: Client) -> None:
     """times=None scripts forever, for any method name, until clear_scripts()."""
-    fx.script("order.status", result={"orderId": 1, "status": "FILLED"}, times=None)
+    fx.script("order.history", result={"orderId": 1, "status": "FILLED"}, times=None)
     for _ in range(3):
-        assert client.call("order.status", {})["result"]["status"] == "FILLED"
+        assert client.call("order.history", {})["result"]["status"] == "FILLED"
     fx.clear_scripts()
-    assert error_of(client.call("order.status", {})) == (400, -1000)
+    assert error_of(client.call("order.history", {})) == (400, -1000)
 
 
 def test_script_argument_checks(fx: FakeExchange) -> None:

@@ -45,7 +45,7 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
         {
             "symbol": "BTCUSDT",
             "side": "BUY",
-            "quantity": "0.001",
+            "quantity": "0.003",
             "price": "50000",
             "timeInForce": "GTC",
         },
@@ -53,7 +53,7 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "place_market_order",
-        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001"},
+        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.003"},
         "order.place",
     ),
     (
@@ -61,7 +61,7 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
         {
             "symbol": "BTCUSDT",
             "side": "SELL",
-            "quantity": "0.001",
+            "quantity": "0.003",
             "price": "45000",
             "stopPrice": "46000",
         },
@@ -69,7 +69,7 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "place_stop_market_order",
-        {"symbol": "BTCUSDT", "side": "SELL", "stopPrice": "46000", "quantity": "0.001"},
+        {"symbol": "BTCUSDT", "side": "SELL", "stopPrice": "46000", "quantity": "0.003"},
         "algoOrder.place",
     ),
     (
@@ -77,7 +77,7 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
         {
             "symbol": "BTCUSDT",
             "side": "SELL",
-            "quantity": "0.001",
+            "quantity": "0.003",
             "price": "55000",
             "stopPrice": "54000",
         },
@@ -85,12 +85,12 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "place_take_profit_market_order",
-        {"symbol": "BTCUSDT", "side": "SELL", "stopPrice": "54000", "quantity": "0.001"},
+        {"symbol": "BTCUSDT", "side": "SELL", "stopPrice": "54000", "quantity": "0.003"},
         "algoOrder.place",
     ),
     (
         "place_trailing_stop_market_order",
-        {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001", "callbackRate": "1.0"},
+        {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.003", "callbackRate": "1.0"},
         "algoOrder.place",
     ),
 ]
@@ -276,7 +276,7 @@ def test_conditional_orders_use_algo_names(make_service: MakeService, fx: FakeEx
     reply = ws.place_trailing_stop_market_order(
         symbol="BTCUSDT",
         side="SELL",
-        quantity="0.001",
+        quantity="0.003",
         callbackRate="1",
         activationPrice="51000",
         newClientOrderId="my-trail-1",
@@ -293,7 +293,7 @@ def test_generated_client_order_id(make_service: MakeService, fx: FakeExchange) 
     """An order without an id gets one with the configured prefix, echoed by the server."""
     ws = make_service(client_order_id_prefix="xl-")
 
-    reply = ws.place_market_order(symbol="BTCUSDT", side="BUY", quantity="0.001")
+    reply = ws.place_market_order(symbol="BTCUSDT", side="BUY", quantity="0.003")
 
     sent = fx.requests[0]["params"]["newClientOrderId"]
     assert sent.startswith("xl-") and len(sent) <= 36
@@ -305,7 +305,7 @@ def test_recv_window_from_config_and_per_call(make_service: MakeService, fx: Fak
     ws = make_service(recv_window=3000)
 
     ws.get_account_balance()
-    ws.place_market_order(symbol="BTCUSDT", side="BUY", quantity="0.001", recvWindow=4000)
+    ws.place_market_order(symbol="BTCUSDT", side="BUY", quantity="0.003", recvWindow=4000)
     ws.get_ticker_price("BTCUSDT")
 
     windows = [r["params"].get("recvWindow") for r in fx.requests]
