@@ -108,9 +108,12 @@ class WebSocketService:
         self._filters: Optional[FilterCache] = None
         self._limiter: Optional[RateLimiter] = None
         if self.config.rate_limit is not None:
-            from .limits import RateLimiter
+            from .limits import DEFAULT_BUDGETS, Budget, RateLimiter
 
-            self._limiter = RateLimiter(mode=self.config.rate_limit)
+            # Windows half a second longer than Binance's: a request delayed on the way must
+            # not land in the server's next window with one too many.
+            budgets = [Budget(b.kind, b.limit, b.window + 0.5) for b in DEFAULT_BUDGETS]
+            self._limiter = RateLimiter(budgets, mode=self.config.rate_limit)
 
     def __repr__(self) -> str:
         return (

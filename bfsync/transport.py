@@ -587,10 +587,10 @@ class Transport:
         if self._pending:
             deadline = min(deadline, self._pending[next(iter(self._pending))].deadline)
         if self._outbox:
+            # Queued by this thread (a re-logon, a clock measurement, a re-send): no wake
+            # byte came, so do not wait; held by the rate limiter: wait until its time.
             head = self._outbox[0]
-            deadline = min(deadline, head.deadline)
-            if head.not_before:
-                deadline = min(deadline, head.not_before)
+            deadline = min(deadline, head.deadline, head.not_before)
         if self._config.sync_clock:
             deadline = min(deadline, self._next_sync)
         return max(0.0, deadline - time.monotonic() + 0.001)
