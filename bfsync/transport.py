@@ -14,9 +14,10 @@ them:
   cancelled), gives each a fresh id and registers it in ``pending`` *before* sending, stamps
   ``timestamp`` (and ``recvWindow``), signs it unless an Ed25519 session is logged on, and
   writes all of them in one ``sendall``.
-- Replies are read in large chunks below websocket-client's own frame parser (so one
-  ``recv`` may deliver many frames), matched to ``pending`` by id in any order, and settle
-  the caller's future. Pings are answered by websocket-client.
+- websocket-client does the handshake and writes frames (``ABNF``); replies are read from a
+  non-blocking socket in large chunks by ``_wsframes.FrameReader`` (one ``recv``, many
+  frames; a half-received frame just waits), matched to ``pending`` by id in any order, and
+  settle the caller's future. Pings are answered with pongs here.
 - A request not answered by its deadline fails with ``RequestTimeoutError`` (for an order:
   ``OrderTimeoutError``, outcome unknown). A late reply to it is logged and dropped.
 - When the link is lost every pending request fails at once with ``ConnectionLostError``
@@ -51,6 +52,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Optional
 
+from ._wsframes import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, FrameReader, ProtocolError
 from .clock import ServerClock
 from .config import Config
 from .exceptions import (
@@ -85,8 +87,9 @@ log = logging.getLogger("bfsync.transport")
 
 _thread_numbers = itertools.count(1)
 _READ_CHUNK = 1 << 16
-_IO_TIMEOUT = 10.0  # bound on finishing a partly received frame or a blocked send
-_MAX_FRAME = 16 << 20  # replies larger than this are dropped, the link is kept
+_IO_TIMEOUT = 10.0  # bound on a send into a full buffer
+_MAX_FRAME = 4 << 20  # replies larger than this are logged and dropped, the link is kept
+_MAX_MESSAGE = 64 << 20  # a message larger than this ends the link (close code 1009)
 _PONG_TIMEOUT = 10.0  # after our ping, silence this long (at most ping_interval) is a dead link
 _DEFAULT_BAN = 120.0  # a 418 that does not say until when: Binance's shortest ban
 
@@ -152,70 +155,60 @@ class _LinkLost(Exception):
 
 class _Link:
     """
-    One WebSocket connection: websocket-client's ``WebSocket`` over a read buffer.
+    One WebSocket connection: websocket-client's ``WebSocket`` for the handshake and for
+    writing frames (``ABNF``), and bfsync's incremental ``FrameReader`` for reading them.
 
-    Bytes are read in large chunks under websocket-client's frame parser, so one ``recv``
-    may deliver many frames; ``buffered()`` says whether frames may be waiting that
-    ``select`` cannot see (ours, or ``ssl``'s).
+    The socket is non-blocking: one ``recv`` takes whatever has arrived (many frames at once),
+    a half-received frame simply waits in the reader, and no ``poll()`` precedes each call
+    as it would with a socket timeout.
     """
 
-    __slots__ = ("opened_at", "rbuf", "rpos", "sock", "ws")
+    __slots__ = ("opened_at", "reader", "sock", "ws")
 
     def __init__(self, ws: Any, opened_at: float) -> None:
         self.ws = ws
         self.sock: socket.socket = ws.sock
-        # Non-blocking: a socket with a timeout costs a poll() before every send and recv.
-        # Only the rest of a partly received frame, or a full send buffer, is waited for,
-        # and never longer than _IO_TIMEOUT.
         self.sock.settimeout(0)
-        self.rbuf = b""
-        self.rpos = 0  # rbuf[rpos:] is unread: no copy of the rest on every small read
+        self.reader = FrameReader(max_message=_MAX_MESSAGE)
         self.opened_at = opened_at
-        ws.frame_buffer.recv = self.recv
-
-    def _wait(self, writing: bool) -> None:
-        sock = [self.sock]
-        ready = (
-            select.select([], sock, [], _IO_TIMEOUT)
-            if writing
-            else select.select(sock, [], [], _IO_TIMEOUT)
-        )
-        if not any(ready):
-            what = "sending" if writing else "the rest of a frame"
-            raise websocket.WebSocketTimeoutException(f"{what} took over {_IO_TIMEOUT:g} s")
 
     def sendall(self, data: bytes) -> None:
+        """Send everything; waits at most ``_IO_TIMEOUT`` for room in a full send buffer."""
         view = memoryview(data)
         while view:
             try:
                 view = view[self.sock.send(view) :]
-            except (BlockingIOError, ssl.SSLWantWriteError):
-                self._wait(writing=True)
-            except ssl.SSLWantReadError:
-                self._wait(writing=False)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                if not any(select.select([], [self.sock], [], _IO_TIMEOUT)):
+                    raise websocket.WebSocketTimeoutException(
+                        f"sending took over {_IO_TIMEOUT:g} s"
+                    ) from None
 
-    def recv(self, bufsize: int) -> bytes:
-        buf = self.rbuf
-        pos = self.rpos
-        if pos >= len(buf):
-            pos = 0
-            while True:
-                try:
-                    buf = self.sock.recv(max(bufsize, _READ_CHUNK))
-                    break
-                except (BlockingIOError, ssl.SSLWantReadError):
-                    self._wait(writing=False)
-                except ssl.SSLWantWriteError:
-                    self._wait(writing=True)
-            if not buf:
+    def read(self) -> list[tuple[int, bytes]]:
+        """
+        The frames that have arrived, complete; ``[]`` if none is complete yet.
+
+        Raises:
+            ProtocolError: the server broke RFC 6455 (its ``events`` were valid before).
+            WebSocketConnectionClosedException: the server closed the TCP connection.
+        """
+        sock = self.sock
+        reader = self.reader
+        while True:
+            try:
+                data = sock.recv(_READ_CHUNK)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not data:
                 raise websocket.WebSocketConnectionClosedException("the server closed the link")
-            self.rbuf = buf
-        end = pos + bufsize
-        self.rpos = end
-        return buf[pos:end] if pos or end < len(buf) else buf
+            reader.feed(data)
+            if len(data) < _READ_CHUNK and not _tls_pending(sock):
+                break
+        return reader.events()
 
     def buffered(self) -> bool:
-        return self.rpos < len(self.rbuf) or _tls_pending(self.sock)
+        """Whether ``ssl`` holds decrypted bytes that ``select`` cannot see."""
+        return _tls_pending(self.sock)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):  # already closed
@@ -658,21 +651,32 @@ class Transport:
 
     def _receive(self, link: _Link) -> None:
         """Read and dispatch every complete frame that has arrived on ``link``."""
-        ws = link.ws
-        while True:
-            opcode, frame = ws.recv_data_frame(True)
-            self.last_message_time = time.monotonic()
-            if opcode == ABNF.OPCODE_TEXT:
-                self._dispatch(frame.data)
-            elif opcode == ABNF.OPCODE_CLOSE:
+        try:
+            events = link.read()
+        except ProtocolError as exc:
+            self._handle_events(link, exc.events)  # valid replies before the violation
+            raise websocket.WebSocketProtocolException(
+                f"the server broke the WebSocket protocol: {exc}"
+            ) from exc
+        if events:
+            self._handle_events(link, events)
+
+    def _handle_events(self, link: _Link, events: list[tuple[int, bytes]]) -> None:
+        self.last_message_time = time.monotonic()
+        for opcode, payload in events:
+            if opcode == OP_TEXT:
+                self._dispatch(payload)
+            elif opcode == OP_PING:
+                link.ws.pong(payload)
+            elif opcode == OP_CLOSE:
+                with contextlib.suppress(Exception):  # answer the close; the link ends anyway
+                    link.ws.send_close()
                 raise websocket.WebSocketConnectionClosedException(
-                    f"the server closed the link{_close_reason(frame.data)}"
+                    f"the server closed the link{_close_reason(payload)}"
                 )
-            elif opcode == ABNF.OPCODE_BINARY:
-                log.warning("ignored a binary frame of %d bytes", len(frame.data))
-            # Pings were answered by websocket-client; pongs only refresh last_message_time.
-            if not link.buffered():
-                return
+            elif opcode == OP_BINARY:
+                log.warning("ignored a binary frame of %d bytes", len(payload))
+            # A pong only shows the link is alive: last_message_time above.
 
     def _dispatch(self, data: bytes) -> None:
         if len(data) > _MAX_FRAME:

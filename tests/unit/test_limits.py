@@ -450,7 +450,7 @@ def test_memory_stays_bounded() -> None:
         ("ticker.book", {}, 5),
         ("order.place", {"symbol": "BTCUSDT"}, 0),
         ("algoOrder.place", {}, 0),
-        ("order.modify", {}, 1),
+        ("order.modify", {}, 0),
         ("order.cancel", {}, 1),
         ("order.status", {}, 1),
         ("session.logon", {}, 2),
