@@ -570,6 +570,23 @@ def int_param(params: Mapping[str, Any], name: str, required: bool = False) -> O
     raise mandatory(name)
 
 
+def _order_enums(params: JsonDict) -> tuple[str, str, str]:
+    """priceMatch, selfTradePreventionMode and newOrderRespType, checked, with defaults."""
+    price_match = enum_param(
+        params, "priceMatch", PRICE_MATCH, ApiError(-5037, "Invalid price match.")
+    )
+    stp = enum_param(
+        params,
+        "selfTradePreventionMode",
+        STP_MODES,
+        ApiError(-5039, "Invalid self trade prevention mode."),
+    )
+    resp_type = enum_param(
+        params, "newOrderRespType", RESPONSE_TYPES, ApiError(-1136, "Invalid newOrderRespType.")
+    )
+    return price_match or "NONE", stp or "NONE", resp_type or "ACK"
+
+
 def flag_param(params: Mapping[str, Any], name: str, code: int = -1130) -> bool:
     """A ``"true"``/``"false"`` flag (JSON booleans accepted); absent means false."""
     value = params.get(name)
@@ -1348,28 +1365,7 @@ class Exchange:
         self._check_trading(spec)
         position_side = self._check_position_side(params)
         reduce_only = flag_param(params, "reduceOnly", code=-4062)
-        price_match = (
-            enum_param(params, "priceMatch", PRICE_MATCH, ApiError(-5037, "Invalid price match."))
-            or "NONE"
-        )
-        stp = (
-            enum_param(
-                params,
-                "selfTradePreventionMode",
-                STP_MODES,
-                ApiError(-5039, "Invalid self trade prevention mode."),
-            )
-            or "NONE"
-        )
-        resp_type = (
-            enum_param(
-                params,
-                "newOrderRespType",
-                RESPONSE_TYPES,
-                ApiError(-1136, "Invalid newOrderRespType."),
-            )
-            or "ACK"
-        )
+        price_match, stp, resp_type = _order_enums(params)
         open_ids = [
             o["clientOrderId"] for o in self.orders.values() if o["status"] in OPEN_STATUSES
         ]
@@ -1661,22 +1657,7 @@ class Exchange:
             enum_param(params, "workingType", WORKING_TYPES, invalid("workingType"))
             or "CONTRACT_PRICE"
         )
-        price_match = (
-            enum_param(params, "priceMatch", PRICE_MATCH, ApiError(-5037, "Invalid price match."))
-            or "NONE"
-        )
-        stp = (
-            enum_param(
-                params,
-                "selfTradePreventionMode",
-                STP_MODES,
-                ApiError(-5039, "Invalid self trade prevention mode."),
-            )
-            or "NONE"
-        )
-        enum_param(
-            params, "newOrderRespType", RESPONSE_TYPES, ApiError(-1136, "Invalid newOrderRespType.")
-        )
+        price_match, stp, _ = _order_enums(params)
         open_ids = [
             o["clientAlgoId"] for o in self.algo_orders.values() if o["algoStatus"] == "NEW"
         ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
 from bfsync import WebSocketService
 from bfsync.testing import FakeExchange
+
+from .rawclient import Client
 
 KEY_KINDS = ("HMAC", "RSA", "Ed25519")
 Credentials = tuple[str, str]
@@ -58,3 +60,24 @@ def make_service(
     for service in services:
         service.close()
     assert client_threads() == []
+
+
+@pytest.fixture
+def connect(fx: FakeExchange) -> Iterator[Callable[..., Client]]:
+    """Open raw clients to the exchange; all are closed after the test."""
+    clients: list[Client] = []
+
+    def make(url: Optional[str] = None) -> Client:
+        client = Client(url or fx.url)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(connect: Callable[..., Client]) -> Client:
+    """One raw client."""
+    return connect()

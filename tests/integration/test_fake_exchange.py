@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
@@ -29,6 +27,8 @@ from bfsync.signing import (
 )
 from bfsync.testing import FakeExchange
 
+from .rawclient import Client
+
 pytest_plugins = ["bfsync.testing.pytest_plugin"]
 
 MANDATORY = "Mandatory parameter '{}' was not sent, was empty/null, or malformed."
@@ -43,65 +43,6 @@ VECTOR_E_KEY = "4yNzx3yWC5bS6YTwEkSRaC0nRmSQIIStAUOh1b6kqaBrTLIhjCpI5lJH8q8R8WNO
 VECTOR_E_LOGON_SIG = (
     "NBJq5sX1RkU7ta3XDctruMgnrhyBcouMvvPIxxQSCUbVWxhp3ai6W7a0Iip/3nOwmJxkVIv6n20cekYCOa5qAg=="
 )
-
-
-class Client:
-    """A plain websocket-client connection speaking ws-fapi frames."""
-
-    def __init__(self, url: str) -> None:
-        self.ws = websocket.create_connection(url, timeout=5)
-        self._next_id = 0
-
-    def send(self, method: str, params: Optional[dict[str, Any]] = None, rid: Any = "auto") -> Any:
-        if rid == "auto":
-            self._next_id += 1
-            rid = self._next_id
-        frame: dict[str, Any] = {"id": rid, "method": method}
-        if params is not None:
-            frame["params"] = params
-        self.ws.send(json.dumps(frame))
-        return rid
-
-    def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        self.ws.settimeout(timeout)
-        reply: dict[str, Any] = json.loads(self.ws.recv())
-        return reply
-
-    def call(self, method: str, params: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-        rid = self.send(method, params)
-        reply = self.recv()
-        assert reply["id"] == rid
-        return reply
-
-    def close(self) -> None:
-        self.ws.close(timeout=1)
-        # close() leaves the socket open once the link was lost: close it in any case.
-        self.ws.shutdown()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
-
-
-@pytest.fixture
-def connect(fx: FakeExchange) -> Iterator[Any]:
-    clients: list[Client] = []
-
-    def make(url: Optional[str] = None) -> Client:
-        client = Client(url or fx.url)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(connect: Any) -> Client:
-    return connect()  # type: ignore[no-any-return]
 
 
 @pytest.fixture

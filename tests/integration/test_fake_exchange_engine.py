@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-import websocket
 
 from bfsync.signing import HmacSigner, Signer, canonical_payload, load_signer
 from bfsync.testing import FakeExchange
+
+from .rawclient import Client
 
 Key = tuple[str, Signer]
 Reply = dict[str, Any]
@@ -58,62 +58,6 @@ def fixture_filter(symbol: str, filter_type: str) -> dict[str, Any]:
     entry = next(s for s in fixture_info()["symbols"] if s["symbol"] == symbol)
     found: dict[str, Any] = next(f for f in entry["filters"] if f["filterType"] == filter_type)
     return found
-
-
-class Client:
-    """A plain websocket-client connection speaking ws-fapi frames."""
-
-    def __init__(self, url: str) -> None:
-        self.ws = websocket.create_connection(url, timeout=5)
-        self._next_id = 0
-
-    def send(self, method: str, params: Optional[dict[str, Any]] = None) -> int:
-        self._next_id += 1
-        frame: dict[str, Any] = {"id": self._next_id, "method": method}
-        if params is not None:
-            frame["params"] = params
-        self.ws.send(json.dumps(frame))
-        return self._next_id
-
-    def recv(self, timeout: float = 5.0) -> Reply:
-        self.ws.settimeout(timeout)
-        reply: Reply = json.loads(self.ws.recv())
-        return reply
-
-    def call(self, method: str, params: Optional[dict[str, Any]] = None) -> Reply:
-        """Send and return the next frame (which may be an id-null one)."""
-        self.send(method, params)
-        return self.recv()
-
-    def close(self) -> None:
-        self.ws.close(timeout=1)
-        self.ws.shutdown()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
-
-
-@pytest.fixture
-def connect(fx: FakeExchange) -> Iterator[Any]:
-    clients: list[Client] = []
-
-    def make(url: Optional[str] = None) -> Client:
-        client = Client(url or fx.url)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(connect: Any) -> Client:
-    made: Client = connect()
-    return made
 
 
 @pytest.fixture
