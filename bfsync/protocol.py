@@ -81,7 +81,10 @@ def decode_frame(data: str | bytes) -> dict[str, Any]:
     Raises:
         ValueError: not JSON, or not a JSON object.
     """
-    frame = json.loads(data)
+    try:
+        frame = json.loads(data)
+    except RecursionError:  # absurdly deep nesting: not a reply of Binance's
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(frame, dict):
         raise ValueError(f"expected a JSON object, got {type(frame).__name__}")
     return frame
@@ -97,14 +100,17 @@ def retry_after(frame: dict[str, Any], now_ms: Optional[int] = None) -> Optional
     A 418's message says "IP banned until <ms>": with ``now_ms`` the wait is computed from it.
     Otherwise the frame's ``retryAfter`` (ms, a Binance field on some replies) is used.
     """
-    error = frame.get("error")
-    msg = error.get("msg", "") if isinstance(error, dict) else ""
-    match = _BANNED_UNTIL.search(str(msg))
-    if match and now_ms is not None:
-        return max(0.0, (int(match.group(1)) - now_ms) / 1000)
-    after = frame.get("retryAfter")
-    if isinstance(after, (int, float)) and not isinstance(after, bool):
-        return max(0.0, (after - now_ms) / 1000) if now_ms is not None and after > 1e12 else None
+    try:
+        error = frame.get("error")
+        msg = error.get("msg", "") if isinstance(error, dict) else ""
+        match = _BANNED_UNTIL.search(str(msg))
+        if match and now_ms is not None:
+            return max(0.0, (int(match.group(1)) - now_ms) / 1000)
+        after = frame.get("retryAfter")
+        if isinstance(after, (int, float)) and not isinstance(after, bool) and now_ms is not None:
+            return max(0.0, (after - now_ms) / 1000) if after > 1e12 else None
+    except (ValueError, OverflowError):  # a number too long or too large to mean anything
+        return None
     return None
 
 

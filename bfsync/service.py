@@ -167,6 +167,12 @@ class WebSocketService:
         return transport.clock.offset_ms if transport is not None else 0.0
 
     @property
+    def last_logon_error(self) -> Optional[BaseException]:
+        """Why logging on again after a reconnect failed last, or ``None``."""
+        transport = self._transport
+        return transport.last_logon_error if transport is not None else None
+
+    @property
     def pending(self) -> int:
         """Requests queued or in flight."""
         transport = self._transport
@@ -211,12 +217,14 @@ class WebSocketService:
                     counters, time.monotonic()
                 )
             self._transport = transport
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            # A service dropped without close() still stops its threads.
+            self._finalizer = weakref.finalize(self, _stop, transport, self._dispatcher)
             transport.open()
             if self.config.sync_clock:
                 # Measure the server's clock before the first signed request is stamped.
                 self._call("session.status", {}, True)
-            # A service dropped without close() still stops its thread.
-            self._finalizer = weakref.finalize(self, transport.close, 2.0)
 
     def close(self) -> None:
         """
@@ -473,6 +481,12 @@ class WebSocketService:
             if future.done():  # the request's own timeout error (a TimeoutError since 3.11)
                 raise
             raise RequestTimeoutError(f"{method}: no reply within {timeout} s") from None
+
+
+def _stop(transport: Transport, dispatcher: Dispatcher) -> None:
+    """Stop a dropped service's threads (its weakref finalizer; must not refer to it)."""
+    transport.close(2.0)
+    dispatcher.close(1.0)
 
 
 def _require_symbol(symbol: Any) -> None:

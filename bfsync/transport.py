@@ -62,6 +62,7 @@ from .exceptions import (
     OrderConnectionLostError,
     OrderTimeoutError,
     RateLimitError,
+    RequestError,
     RequestTimeoutError,
 )
 from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error_for
@@ -386,8 +387,8 @@ class Transport:
                         self._failure = exc
                         return
                     attempts += 1
-                    if attempts > self._config.max_reconnect_attempts:
-                        log.error("giving up after %d reconnection attempts: %s", attempts - 1, exc)
+                    if attempts >= self._config.max_reconnect_attempts:
+                        log.error("giving up after %d reconnection attempts: %s", attempts, exc)
                         self._failure = exc
                         return
                     log.warning("reconnection attempt %d failed: %s", attempts, exc)
@@ -418,11 +419,15 @@ class Transport:
             self._shutdown(cause)
 
     def _backoff(self, attempt: int) -> float:
-        """The wait before reconnection attempt ``attempt + 1``: the first retry is at once."""
-        if attempt <= 1:
-            return 0.0
+        """
+        The wait after failed reconnection attempt ``attempt`` (1, 2, ...).
+
+        The first attempt follows the loss at once; then ``reconnect_delay``, doubling up to
+        ``max_reconnect_delay``, each within ±20 % so that many clients do not come back at
+        the same instant.
+        """
         base = min(
-            self._config.reconnect_delay * 2 ** (attempt - 2), self._config.max_reconnect_delay
+            self._config.reconnect_delay * 2 ** (attempt - 1), self._config.max_reconnect_delay
         )
         return float(base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
 
@@ -586,6 +591,9 @@ class Transport:
             deadline = min(deadline, head.deadline, head.not_before)
         if self._config.sync_clock:
             deadline = min(deadline, self._next_sync)
+        link = self._link
+        if link is not None and self._draining is None:
+            deadline = min(deadline, link.opened_at + self._max_age)
         return max(0.0, deadline - time.monotonic() + 0.001)
 
     def _drain_wake(self) -> None:
@@ -688,7 +696,8 @@ class Transport:
             log.warning("ignored a frame that is not a JSON object: %.200r", data)
             return
         reply_id = reply.get("id")
-        request = self._pending.pop(reply_id, None) if isinstance(reply_id, int) else None
+        # type() and not isinstance(): JSON true must not match request 1.
+        request = self._pending.pop(reply_id, None) if type(reply_id) is int else None
         if request is None:
             if reply_id is None and reply.get("status") == 401:
                 self._session_revoked(reply)
@@ -699,9 +708,20 @@ class Transport:
                 reply.get("status"),
             )
             return
+        try:
+            self._settle(request, reply)
+        except Exception as exc:  # a reply of a shape nobody foresaw: settle, never die
+            log.exception("could not handle the reply to %s", request.method)
+            if not request.future.done():
+                request.future.set_exception(
+                    RequestError(f"{request.method}: unreadable reply: {exc}", response=reply)
+                )
+
+    def _settle(self, request: Request, reply: dict[str, Any]) -> None:
+        """Settle ``request``'s future from its reply (and note what the reply teaches)."""
         future = request.future
         rate_limits = reply.get("rateLimits")
-        if rate_limits:
+        if rate_limits and isinstance(rate_limits, list):
             self.rate_limits = rate_limits
             if self.on_rate_limits is not None:
                 self.on_rate_limits(rate_limits)
@@ -733,7 +753,7 @@ class Transport:
             exc = error_for(reply, request.method, int(time.time() * 1000))
             if reply.get("status") == 418:
                 wait = getattr(exc, "retry_after", None)
-                self._banned_until = time.monotonic() + (wait if wait else _DEFAULT_BAN)
+                self._banned_until = time.monotonic() + (_DEFAULT_BAN if wait is None else wait)
                 log.error("the server banned this IP (418): sending nothing for %.0f s", wait or 0)
             future.set_exception(exc)
 

@@ -669,6 +669,9 @@ class Exchange:
         self.positions: dict[str, Position] = {}
         self.orders: dict[int, JsonDict] = {}
         self.algo_orders: dict[int, JsonDict] = {}
+        # By client id, so a duplicate check does not scan every order ever placed.
+        self.orders_by_client_id: dict[str, JsonDict] = {}
+        self.algo_orders_by_client_id: dict[str, JsonDict] = {}
         self.next_order_id = FIRST_ORDER_ID
         self.next_algo_id = FIRST_ALGO_ID
         self.update_id = FIRST_UPDATE_ID
@@ -1329,15 +1332,25 @@ class Exchange:
         return value - value % 1000
 
     @staticmethod
-    def _client_id(params: Mapping[str, Any], name: str, taken: list[str]) -> Optional[str]:
+    def _client_id(
+        params: Mapping[str, Any], name: str, taken: Callable[[str], bool]
+    ) -> Optional[str]:
         value = params.get(name)
         if _missing(value):
             return None
         if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
             raise ApiError(-4015, "Client order id is not valid.")
-        if value in taken:
+        if taken(value):
             raise ApiError(-4116, "ClientOrderId is duplicated.")
         return value
+
+    def _open_order_id(self, client_id: str) -> bool:
+        order = self.orders_by_client_id.get(client_id)
+        return order is not None and order["status"] in OPEN_STATUSES
+
+    def _open_algo_id(self, client_id: str) -> bool:
+        algo = self.algo_orders_by_client_id.get(client_id)
+        return algo is not None and algo["algoStatus"] == "NEW"
 
     def _match_price(self, spec: SymbolSpec, side: str, match: str) -> Decimal:
         """The price ``priceMatch`` picks from the fake's book."""
@@ -1366,10 +1379,7 @@ class Exchange:
         position_side = self._check_position_side(params)
         reduce_only = flag_param(params, "reduceOnly", code=-4062)
         price_match, stp, resp_type = _order_enums(params)
-        open_ids = [
-            o["clientOrderId"] for o in self.orders.values() if o["status"] in OPEN_STATUSES
-        ]
-        client_id = self._client_id(params, "newClientOrderId", open_ids)
+        client_id = self._client_id(params, "newClientOrderId", self._open_order_id)
 
         quantity = decimal_param(params, "quantity", required=True)
         assert quantity is not None
@@ -1464,6 +1474,7 @@ class Exchange:
             "updateTime": now,
         }
         self.orders[order_id] = order
+        self.orders_by_client_id[order["clientOrderId"]] = order
         reply = {k: v for k, v in order.items() if k != "time"}
         if resp_type == "ACK":
             # The ACK answer comes before matching: the order as it was when accepted.
@@ -1658,10 +1669,7 @@ class Exchange:
             or "CONTRACT_PRICE"
         )
         price_match, stp, _ = _order_enums(params)
-        open_ids = [
-            o["clientAlgoId"] for o in self.algo_orders.values() if o["algoStatus"] == "NEW"
-        ]
-        client_id = self._client_id(params, "clientAlgoId", open_ids)
+        client_id = self._client_id(params, "clientAlgoId", self._open_algo_id)
 
         limit_like = otype in ("STOP", "TAKE_PROFIT")
         trailing = otype == "TRAILING_STOP_MARKET"
@@ -1751,6 +1759,7 @@ class Exchange:
             algo["activatePrice"] = activate[0] if activate is not None else zero_price
             algo["callbackRate"] = callback[0]
         self.algo_orders[algo_id] = algo
+        self.algo_orders_by_client_id[algo["clientAlgoId"]] = algo
         return dict(algo)
 
     # ---- algoOrder.cancel ------------------------------------------------------------------
