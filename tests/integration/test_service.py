@@ -506,3 +506,13 @@ def test_state_change_callback(make_service: MakeService) -> None:
 
     assert done.wait(5)
     assert ("logged_in", "bfsync-dispatch") in seen
+
+
+def test_server_pings_are_answered(fx: FakeExchange, make_service: MakeService) -> None:
+    """The I/O thread answers the server's pings with pongs."""
+    fx.ping_interval = 0.1
+    ws = make_service()
+
+    fx.wait_for(lambda: fx.pongs_received >= 3, timeout=5)
+
+    assert 200 == ws.get_ticker_price("BTCUSDT")["status"]
