@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
@@ -49,8 +50,8 @@ CONFIG: dict[str, Any] = {
 }
 SETTLE_WAIT = 15.0  # bound on waiting for the last futures (request_timeout is 3 s)
 PRUNE_EVERY = 200  # a worker checks its outstanding futures this often
-# The fake's order.place scans every order it ever took (O(n)): a modest share of orders keeps
-# the server from becoming the bottleneck of a 10-minute run.
+# The in-process fake keeps every order it ever took, so orders grow its memory (not bfsync's):
+# `--order-share 0` shows bfsync's own footprint.
 ORDER_SHARE = 0.1
 
 
@@ -115,6 +116,11 @@ class Snapshot:
         self.threads = threading.active_count()
         self.fds = open_fds()
         self.rss = rss_mb()
+        # Python objects alive (tracemalloc, when --tracemalloc): what RSS cannot tell apart
+        # from the allocator keeping freed memory.
+        self.traced = (
+            tracemalloc.get_traced_memory()[0] / 2**20 if tracemalloc.is_tracing() else None
+        )
         self.names = sorted(t.name for t in threading.enumerate())
 
 
@@ -152,14 +158,18 @@ class Stats:
 
 
 def worker(
-    services: list[WebSocketService], stats: Stats, stop: threading.Event, seed: int
+    services: list[WebSocketService],
+    stats: Stats,
+    stop: threading.Event,
+    seed: int,
+    order_share: float = ORDER_SHARE,
 ) -> None:
     rng = random.Random(seed)
     outstanding: list[Future[Any]] = []
     count = 0
     while not stop.is_set():
         ws = rng.choice(services)
-        _, call = rng.choice(ORDERS) if rng.random() < ORDER_SHARE else rng.choice(READS)
+        _, call = rng.choice(ORDERS) if rng.random() < order_share else rng.choice(READS)
         blocking = rng.random() < 0.5
         with stats.lock:
             stats.calls += 1
@@ -269,6 +279,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="caller threads (4)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument("--verbose", action="store_true", help="log bfsync's warnings")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also report Python's traced memory (slower)"
+    )
+    parser.add_argument(
+        "--order-share", type=float, default=ORDER_SHARE, help="share of calls that are orders"
+    )
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
@@ -278,6 +294,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     duration = args.minutes * 60
+    if args.tracemalloc:
+        tracemalloc.start()
     warmup = min(60.0, duration * 0.2)
     print(f"soak: {args.minutes:g} min, {args.threads} threads, seed {seed}", flush=True)
 
@@ -304,7 +322,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         stop = threading.Event()
         threads = [
             threading.Thread(
-                target=worker, args=(services, stats, stop, seed + i), name=f"soak-worker-{i}"
+                target=worker,
+                args=(services, stats, stop, seed + i, args.order_share),
+                name=f"soak-worker-{i}",
             )
             for i in range(args.threads)
         ]
@@ -395,8 +415,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     print(
         table(
-            [(s.label, str(s.threads), str(s.fds), f"{s.rss:.1f}") for s in snapshots],
-            ("phase", "threads", "fds", "rss MB"),
+            [
+                (
+                    s.label,
+                    str(s.threads),
+                    str(s.fds),
+                    f"{s.rss:.1f}",
+                    "-" if s.traced is None else f"{s.traced:.1f}",
+                )
+                for s in snapshots
+            ],
+            ("phase", "threads", "fds", "rss MB", "traced MB"),
         )
     )
     print()

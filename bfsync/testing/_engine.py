@@ -672,6 +672,7 @@ class Exchange:
         # By client id, so a duplicate check does not scan every order ever placed.
         self.orders_by_client_id: dict[str, JsonDict] = {}
         self.algo_orders_by_client_id: dict[str, JsonDict] = {}
+        self.open_order_ids: dict[int, None] = {}  # pruned as orders become final
         self.next_order_id = FIRST_ORDER_ID
         self.next_algo_id = FIRST_ALGO_ID
         self.update_id = FIRST_UPDATE_ID
@@ -1344,6 +1345,17 @@ class Exchange:
             raise ApiError(-4116, "ClientOrderId is duplicated.")
         return value
 
+    def _open_orders(self) -> list[JsonDict]:
+        """The orders still open (NEW, PARTIALLY_FILLED), without scanning every order."""
+        still_open = []
+        for order_id in list(self.open_order_ids):
+            order = self.orders[order_id]
+            if order["status"] in OPEN_STATUSES:
+                still_open.append(order)
+            else:
+                del self.open_order_ids[order_id]
+        return still_open
+
     def _open_order_id(self, client_id: str) -> bool:
         order = self.orders_by_client_id.get(client_id)
         return order is not None and order["status"] in OPEN_STATUSES
@@ -1475,6 +1487,7 @@ class Exchange:
         }
         self.orders[order_id] = order
         self.orders_by_client_id[order["clientOrderId"]] = order
+        self.open_order_ids[order_id] = None
         reply = {k: v for k, v in order.items() if k != "time"}
         if resp_type == "ACK":
             # The ACK answer comes before matching: the order as it was when accepted.
@@ -1536,10 +1549,7 @@ class Exchange:
         if order_id is not None:
             order = self.orders.get(order_id)
         else:
-            for candidate in reversed(self.orders.values()):
-                if candidate["clientOrderId"] == client_id and candidate["symbol"] == spec.symbol:
-                    order = candidate
-                    break
+            order = self.orders_by_client_id.get(client_id or "")
         if order is None or order["symbol"] != spec.symbol:
             raise unknown
         return order
@@ -1773,10 +1783,7 @@ class Exchange:
         if algo_id is not None:
             algo = self.algo_orders.get(algo_id)
         else:
-            for candidate in reversed(self.algo_orders.values()):
-                if candidate["clientAlgoId"] == client_id:
-                    algo = candidate
-                    break
+            algo = self.algo_orders_by_client_id.get(client_id or "")
         if algo is None or algo["algoStatus"] != "NEW":
             raise ApiError(-2011, MSG_UNKNOWN_ORDER)
         algo["algoStatus"] = "CANCELED"
@@ -1830,8 +1837,8 @@ class Exchange:
         notional = amount * mark
         bid_notional = Decimal(0)
         ask_notional = Decimal(0)
-        for order in self.orders.values():
-            if order["symbol"] == spec.symbol and order["status"] in OPEN_STATUSES:
+        for order in self._open_orders():
+            if order["symbol"] == spec.symbol:
                 remaining = Decimal(order["origQty"]) - Decimal(order["executedQty"])
                 value = Decimal(order["price"]) * remaining
                 if order["side"] == "BUY":
