@@ -243,6 +243,21 @@ def test_without_clock_sync_a_skew_is_rejected(fx: FakeExchange) -> None:
 # Rate limits
 
 
+def _resting_buys(ws: WebSocketService, count: int) -> list[concurrent.futures.Future[Any]]:
+    """``count`` resting LIMIT buys sent at once, as futures."""
+    return [
+        ws.place_limit_order(
+            wait_for_response=False,
+            symbol="BTCUSDT",
+            side="BUY",
+            quantity="0.003",
+            price="40000",
+            timeInForce="GTC",
+        )
+        for _ in range(count)
+    ]
+
+
 def test_rate_limits_kept(make_service: MakeService) -> None:
     """ws.rate_limits holds the latest reply's counters."""
     ws = make_service()
@@ -261,17 +276,7 @@ def test_burst_over_orders_budget_with_throttle_gets_no_429(
     fx.set_balance("USDT", "100000000")
     start = time.monotonic()
 
-    futures = [
-        ws.place_limit_order(
-            wait_for_response=False,
-            symbol="BTCUSDT",
-            side="BUY",
-            quantity="0.003",
-            price="40000",
-            timeInForce="GTC",
-        )
-        for _ in range(310)
-    ]
+    futures = _resting_buys(ws, 310)
     _, not_done = concurrent.futures.wait(futures, timeout=40)
 
     assert not not_done
@@ -284,17 +289,7 @@ def test_burst_without_throttle_gets_429(make_service: MakeService, fx: FakeExch
     ws = make_service()
     fx.set_rate_limits(orders_10s=20)
 
-    futures = [
-        ws.place_limit_order(
-            wait_for_response=False,
-            symbol="BTCUSDT",
-            side="BUY",
-            quantity="0.003",
-            price="40000",
-            timeInForce="GTC",
-        )
-        for _ in range(25)
-    ]
+    futures = _resting_buys(ws, 25)
     errors = [f.exception(timeout=10) for f in futures]
 
     assert any(isinstance(e, RateLimitError) and e.status == 429 for e in errors)
@@ -303,15 +298,7 @@ def test_burst_without_throttle_gets_429(make_service: MakeService, fx: FakeExch
 def test_throttle_raise_mode(make_service: MakeService) -> None:
     """rate_limit='raise' refuses the 301st order in 10 s at once, in the caller's thread."""
     ws = make_service(rate_limit="raise")
-    for _ in range(300):
-        ws.place_limit_order(
-            wait_for_response=False,
-            symbol="BTCUSDT",
-            side="BUY",
-            quantity="0.003",
-            price="40000",
-            timeInForce="GTC",
-        )
+    _resting_buys(ws, 300)
 
     with pytest.raises(RateLimitError, match="ORDERS") as info:
         ws.place_market_order(symbol="BTCUSDT", side="BUY", quantity="0.003")
