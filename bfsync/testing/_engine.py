@@ -570,6 +570,23 @@ def int_param(params: Mapping[str, Any], name: str, required: bool = False) -> O
     raise mandatory(name)
 
 
+def _lookup(
+    params: Mapping[str, Any],
+    id_name: str,
+    by_id: Mapping[int, JsonDict],
+    client_name: str,
+    by_client_id: Mapping[str, JsonDict],
+) -> Optional[JsonDict]:
+    """The order named by its id (which wins when both are sent) or its client id."""
+    order_id = int_param(params, id_name)
+    client_id = text_param(params, client_name)
+    if order_id is None and client_id is None:
+        raise either(id_name, client_name)
+    if order_id is not None:
+        return by_id.get(order_id)
+    return by_client_id.get(client_id or "")
+
+
 def _order_enums(params: JsonDict) -> tuple[str, str, str]:
     """priceMatch, selfTradePreventionMode and newOrderRespType, checked, with defaults."""
     price_match = enum_param(
@@ -1541,15 +1558,9 @@ class Exchange:
         The order named by ``orderId`` (which wins when both are sent) or
         ``origClientOrderId`` (the newest order with that id) on ``spec``'s symbol.
         """
-        order_id = int_param(params, "orderId")
-        client_id = text_param(params, "origClientOrderId")
-        if order_id is None and client_id is None:
-            raise either("orderId", "origClientOrderId")
-        order: Optional[JsonDict] = None
-        if order_id is not None:
-            order = self.orders.get(order_id)
-        else:
-            order = self.orders_by_client_id.get(client_id or "")
+        order = _lookup(
+            params, "orderId", self.orders, "origClientOrderId", self.orders_by_client_id
+        )
         if order is None or order["symbol"] != spec.symbol:
             raise unknown
         return order
@@ -1775,15 +1786,9 @@ class Exchange:
     # ---- algoOrder.cancel ------------------------------------------------------------------
 
     def _algo_order_cancel(self, session: Session, params: JsonDict, now: int) -> JsonDict:
-        algo_id = int_param(params, "algoId")
-        client_id = text_param(params, "clientAlgoId")
-        if algo_id is None and client_id is None:
-            raise either("algoId", "clientAlgoId")
-        algo: Optional[JsonDict] = None
-        if algo_id is not None:
-            algo = self.algo_orders.get(algo_id)
-        else:
-            algo = self.algo_orders_by_client_id.get(client_id or "")
+        algo = _lookup(
+            params, "algoId", self.algo_orders, "clientAlgoId", self.algo_orders_by_client_id
+        )
         if algo is None or algo["algoStatus"] != "NEW":
             raise ApiError(-2011, MSG_UNKNOWN_ORDER)
         algo["algoStatus"] = "CANCELED"

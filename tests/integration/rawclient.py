@@ -7,7 +7,10 @@ from typing import Any, Optional
 
 import websocket
 
-__all__ = ["Client"]
+from bfsync.signing import Signer, canonical_payload
+from bfsync.testing import FakeExchange
+
+__all__ = ["Client", "error_of", "signed"]
 
 
 class Client:
@@ -42,3 +45,24 @@ class Client:
         self.ws.close(timeout=1)
         # close() leaves the socket open once the link was lost: close it in any case.
         self.ws.shutdown()  # type: ignore[no-untyped-call]
+
+
+def signed(
+    fx: FakeExchange,
+    key: tuple[str, Signer],
+    params: Optional[dict[str, Any]] = None,
+    timestamp: Optional[int] = None,
+) -> dict[str, Any]:
+    """``params`` with apiKey, timestamp (the server's clock) and a signature."""
+    api_key, signer = key
+    out = dict(params or {})
+    out["apiKey"] = api_key
+    out["timestamp"] = fx.server_time() if timestamp is None else timestamp
+    out["signature"] = signer.sign(canonical_payload(out))
+    return out
+
+
+def error_of(reply: dict[str, Any]) -> tuple[int, int]:
+    """The status and Binance code of an error reply."""
+    assert "result" not in reply, reply
+    return reply["status"], reply["error"]["code"]

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -21,13 +21,12 @@ from bfsync.signing import (
     Ed25519Signer,
     HmacSigner,
     Signer,
-    canonical_payload,
     load_signer,
     param_text,
 )
 from bfsync.testing import FakeExchange
 
-from .rawclient import Client
+from .rawclient import Client, error_of, signed
 
 pytest_plugins = ["bfsync.testing.pytest_plugin"]
 
@@ -49,25 +48,6 @@ VECTOR_E_LOGON_SIG = (
 def hmac_key(fx: FakeExchange) -> tuple[str, HmacSigner]:
     api_key, secret = fx.add_hmac_key()
     return api_key, HmacSigner(secret)
-
-
-def signed(
-    fx: FakeExchange,
-    key: tuple[str, Signer],
-    params: Optional[dict[str, Any]] = None,
-    timestamp: Optional[int] = None,
-) -> dict[str, Any]:
-    api_key, signer = key
-    out = dict(params or {})
-    out["apiKey"] = api_key
-    out["timestamp"] = fx.server_time() if timestamp is None else timestamp
-    out["signature"] = signer.sign(canonical_payload(out))
-    return out
-
-
-def error_of(reply: dict[str, Any]) -> tuple[int, int]:
-    assert "result" not in reply, reply
-    return reply["status"], reply["error"]["code"]
 
 
 LIMIT_BUY = {

@@ -15,10 +15,10 @@ from typing import Any, Optional
 
 import pytest
 
-from bfsync.signing import HmacSigner, Signer, canonical_payload, load_signer
+from bfsync.signing import HmacSigner, Signer, load_signer
 from bfsync.testing import FakeExchange
 
-from .rawclient import Client
+from .rawclient import Client, error_of, signed
 
 Key = tuple[str, Signer]
 Reply = dict[str, Any]
@@ -70,22 +70,6 @@ def key(fx: FakeExchange) -> Key:
 def ed_key(fx: FakeExchange, tmp_path: Path) -> Key:
     api_key, path = fx.add_ed25519_key(tmp_path)
     return api_key, load_signer(path)
-
-
-def signed(
-    fx: FakeExchange, key: Key, params: Optional[dict[str, Any]] = None, timestamp: Any = None
-) -> dict[str, Any]:
-    api_key, signer = key
-    out = dict(params or {})
-    out["apiKey"] = api_key
-    out["timestamp"] = fx.server_time() if timestamp is None else timestamp
-    out["signature"] = signer.sign(canonical_payload(out))
-    return out
-
-
-def error_of(reply: Reply) -> tuple[int, int]:
-    assert "result" not in reply, reply
-    return reply["status"], reply["error"]["code"]
 
 
 def result_of(reply: Reply) -> Any:
