@@ -857,6 +857,8 @@ class Transport:
         self.last_logon_error = exc
         if exc is not None:
             log.warning("logging on again after reconnecting failed: %s", exc)
+            if self._state is State.LOGGED_IN:  # after a rotation it still said so
+                self._set_state(State.CONNECTED)
 
     def _drop_link(self, cause: BaseException) -> None:
         """Fail every request in flight at once; queued requests wait for the next link."""

@@ -377,6 +377,20 @@ def test_rotation_logs_on_again_and_uses_the_session(
     assert all("timestamp" in r["params"] and "apiKey" not in r["params"] for r in session_only)
 
 
+def test_refused_logon_after_rotation_shows_in_state(
+    make_service: MakeService, fx: FakeExchange
+) -> None:
+    """If logging on again after a rotation fails, state says connected, not logged_in."""
+    ws = make_service("Ed25519", request_timeout=3, max_connection_age=0.5)
+    ws.login()
+    fx.script("session.logon", error={"code": -1022, "msg": "bad"}, times=None)
+
+    fx.wait_for(lambda: ws.rotations >= 1 and ws.last_logon_error is not None, timeout=5)
+
+    assert "connected" == ws.state
+    assert 200 == ws.get_account_balance()["status"]  # signed one by one instead
+
+
 def test_rotation_survives_refused_handshakes(make_service: MakeService, fx: FakeExchange) -> None:
     """A rotation whose handshake is refused keeps the old link and tries again later."""
     fx.enforce_rate_limits = False  # thousands of calls a minute
