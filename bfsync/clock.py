@@ -111,6 +111,19 @@ class ServerClock:
                     new_best = kept
             self._best = new_best
 
+    def reset(self) -> None:
+        """
+        Forget every measurement: the next one is taken as it is.
+
+        For when the server has shown the estimate is wrong (a ``-1021`` reply): its clock
+        may have jumped, and a new measurement with a longer round trip must not lose to old
+        ones with shorter round trips.
+        """
+        with self._lock:
+            self._kept.clear()
+            self._outliers.clear()
+            self._best = None
+
     @property
     def offset_ms(self) -> float:
         """Server time minus local time, in ms; ``0.0`` before the first measurement."""

@@ -278,6 +278,7 @@ class Transport:
         self.rate_limits: list[dict[str, Any]] = []  # the latest reply's rateLimits
         self.on_rate_limits: Optional[Callable[[list[dict[str, Any]]], None]] = None
         self._after_sync: list[Request] = []  # held until the clock is measured again
+        self._distrust_clock = False  # a -1021 came: the next measurement replaces the rest
         self._next_sync = time.monotonic() + config.clock_sync_interval
 
     # Public methods (any thread)
@@ -747,6 +748,7 @@ class Transport:
                 # A definite rejection: measure the clock again, then send it once more.
                 request.resent = True
                 self._after_sync.append(request)
+                self._distrust_clock = True
                 if len(self._after_sync) == 1:
                     self._sync_clock()
                 return
@@ -783,6 +785,9 @@ class Transport:
         result = reply.get("result")
         server_time = result.get("serverTime") if isinstance(result, dict) else None
         if isinstance(server_time, int) and request.sent_at:
+            if self._distrust_clock:  # the server said the estimate is wrong: start over
+                self._distrust_clock = False
+                self.clock.reset()
             with contextlib.suppress(ValueError):
                 self.clock.update(server_time, request.sent_at, time.time() * 1000)
 

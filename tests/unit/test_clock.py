@@ -190,3 +190,16 @@ def test_estimate_is_the_best_of_the_last_samples(samples: list[tuple[int, int]]
     offset = [off for round_trip, off in last if round_trip == best][-1]
 
     assert (float(offset), float(best)) == (clock.offset_ms, clock.round_trip_ms)
+
+
+def test_reset_takes_the_next_measurement_as_it_is() -> None:
+    """After reset() a slower measurement replaces a faster old one (a clock that jumped)."""
+    clock = ServerClock()
+    clock.update(server_time_ms=10_000, sent_at_ms=9_999, received_at_ms=10_001)
+    clock.update(server_time_ms=20_000 + 6_000, sent_at_ms=19_990, received_at_ms=20_010)
+    assert 0.0 == clock.offset_ms  # the jump lost to the faster old sample
+
+    clock.reset()
+    clock.update(server_time_ms=30_000 + 6_000, sent_at_ms=29_990, received_at_ms=30_010)
+
+    assert 6_000.0 == clock.offset_ms
