@@ -45,7 +45,6 @@ import os
 import random
 import select
 import socket
-import ssl
 import threading
 import time
 from collections import deque
@@ -70,16 +69,21 @@ from .signing import Signer, canonical_payload
 
 __all__ = ["Request", "State", "Transport"]
 
-# websocket-client, imported with the first Transport: ``import bfsync`` stays cheap.
+# websocket-client (and ssl), imported with the first Transport: ``import bfsync`` stays cheap.
 websocket: Any = None
 ABNF: Any = None
+# What a non-blocking socket raises when it must wait (plain, or TLS wanting to read or write).
+_WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError,)
 
 
 def _load_websocket_client() -> None:
-    global websocket, ABNF  # a lazily imported module
+    global websocket, ABNF, _WOULD_BLOCK  # lazily imported modules
     if websocket is None:
+        import ssl
+
         import websocket as module
 
+        _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
         ABNF = module.ABNF
         websocket = module
 
@@ -179,7 +183,7 @@ class _Link:
         while view:
             try:
                 view = view[self.sock.send(view) :]
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            except _WOULD_BLOCK:
                 if not any(select.select([], [self.sock], [], _IO_TIMEOUT)):
                     raise websocket.WebSocketTimeoutException(
                         f"sending took over {_IO_TIMEOUT:g} s"
@@ -198,7 +202,7 @@ class _Link:
         while True:
             try:
                 data = sock.recv(_READ_CHUNK)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except _WOULD_BLOCK:
                 break
             if not data:
                 raise websocket.WebSocketConnectionClosedException("the server closed the link")
