@@ -10,7 +10,17 @@ import websocket
 from bfsync.signing import Signer, canonical_payload
 from bfsync.testing import FakeExchange
 
-__all__ = ["Client", "error_of", "signed"]
+__all__ = ["LIMIT_BUY", "Client", "error_of", "signed"]
+
+# A valid resting LIMIT order for BTCUSDT, as wire params.
+LIMIT_BUY = {
+    "symbol": "BTCUSDT",
+    "side": "BUY",
+    "type": "LIMIT",
+    "timeInForce": "GTC",
+    "quantity": "0.010",
+    "price": "49000.0",
+}
 
 
 class Client:

@@ -26,7 +26,7 @@ from bfsync.signing import (
 )
 from bfsync.testing import FakeExchange
 
-from .rawclient import Client, error_of, signed
+from .rawclient import LIMIT_BUY, Client, error_of, signed
 
 pytest_plugins = ["bfsync.testing.pytest_plugin"]
 
@@ -48,16 +48,6 @@ VECTOR_E_LOGON_SIG = (
 def hmac_key(fx: FakeExchange) -> tuple[str, HmacSigner]:
     api_key, secret = fx.add_hmac_key()
     return api_key, HmacSigner(secret)
-
-
-LIMIT_BUY = {
-    "symbol": "BTCUSDT",
-    "side": "BUY",
-    "type": "LIMIT",
-    "timeInForce": "GTC",
-    "quantity": "0.010",
-    "price": "49000.0",
-}
 
 
 # ---- connection basics ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from bfsync.signing import HmacSigner, Signer, load_signer
 from bfsync.testing import FakeExchange
 
-from .rawclient import Client, error_of, signed
+from .rawclient import LIMIT_BUY, Client, error_of, signed
 
 Key = tuple[str, Signer]
 Reply = dict[str, Any]
@@ -29,14 +29,6 @@ REVOKED_FRAME = {
     "error": {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."},
 }
 ORDER_IDS_MISSING = "Param 'orderId' or 'origClientOrderId' must be sent, but both were empty/null!"
-LIMIT_BUY = {
-    "symbol": "BTCUSDT",
-    "side": "BUY",
-    "type": "LIMIT",
-    "timeInForce": "GTC",
-    "quantity": "0.010",
-    "price": "49000.0",
-}
 STOP_MARKET = {
     "algoType": "CONDITIONAL",
     "symbol": "BTCUSDT",
