@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -156,8 +158,12 @@ class RestTransport:
         self._offset = clock_offset_ms
         self._limiter = limiter
         self._dispatcher = dispatcher
+        self._in_flight: weakref.WeakSet[Any] = weakref.WeakSet()  # urllib3 connections
         self._session: requests.Session = requests.Session()
         self._session.headers["User-Agent"] = "bfsync"
+        adapter = _tracking_adapter(self._in_flight, threading.Lock())
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._pool: Optional[_Pool] = None
         self._lock = threading.Lock()
         self._closed = False
@@ -247,7 +253,12 @@ class RestTransport:
             pending = list(self._pending)
         if pool is not None:
             pool.stop()
-        self._session.close()  # cuts requests in flight on pooled connections
+        for connection in list(self._in_flight):  # a blocked read returns at once
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self._session.close()
         if pool is not None:
             pool.join(_CLOSE_WAIT)
         for future in pending:
@@ -367,6 +378,35 @@ class RestTransport:
             method=call.label,
             symbol=symbol,
         )
+
+
+def _tracking_adapter(in_flight: weakref.WeakSet[Any], lock: threading.Lock) -> Any:
+    """A ``requests`` adapter whose connections are in ``in_flight`` while in use."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _Tracking:
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            connection = super()._get_conn(timeout)  # type: ignore[misc]
+            with lock:
+                in_flight.add(connection)
+            return connection
+
+        def _put_conn(self, connection: Any) -> None:
+            if connection is not None:
+                with lock:
+                    in_flight.discard(connection)
+            super()._put_conn(connection)  # type: ignore[misc]
+
+    class _Http(_Tracking, HTTPConnectionPool):
+        pass
+
+    class _Https(_Tracking, HTTPSConnectionPool):
+        pass
+
+    adapter = HTTPAdapter()
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _Http, "https": _Https}
+    return adapter
 
 
 def _before_sending(exc: BaseException) -> bool:
