@@ -202,6 +202,8 @@ class RestTransport:
         for attempt in range(attempts):
             try:
                 return self._send(call, params, client_order_id, symbol)
+            except requests.ConnectTimeout as exc:  # also a ConnectionError: nothing was sent
+                raise self._timeout_error(call, exc, client_order_id, symbol) from None
             except requests.ConnectionError as exc:
                 sent = not _before_sending(exc)
                 if attempt + 1 < attempts and not self._closed:
@@ -411,6 +413,10 @@ def _tracking_adapter(in_flight: weakref.WeakSet[Any], lock: threading.Lock) -> 
 
 def _before_sending(exc: BaseException) -> bool:
     """Whether a ``requests.ConnectionError`` happened before anything was sent."""
+    import requests
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
     try:
         from urllib3.exceptions import NameResolutionError, NewConnectionError
     except ImportError:  # pragma: no cover - urllib3 < 2
