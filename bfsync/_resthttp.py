@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import socket
 import threading
 import time
@@ -439,6 +440,33 @@ def _before_sending(exc: BaseException) -> bool:
     return False
 
 
+_SECRET_PARAM = re.compile(r"(signature|listenKey)=[^&\s\"']*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of ``signature=`` and ``listenKey=`` hidden."""
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=<hidden>", text)
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact(str(exc))
     return text if len(text) <= 300 else text[:300] + "..."
+
+
+class _RedactUrls(logging.Filter):
+    """Hides signatures in urllib3's DEBUG lines, which show each request's URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "=" in a for a in args):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+        logger.addFilter(_RedactUrls())
+
+
+_install_redaction()

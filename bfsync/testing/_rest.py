@@ -23,6 +23,7 @@ import contextlib
 import copy
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -60,6 +61,7 @@ _INTERVAL_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d")
 _FUNDING_MS = 8 * 3_600_000
 _FUNDING_RATE = "0.00010000"
+_SECRET = re.compile(r"(signature|listenKey)=[^&\s\"']*")
 _MSG_CANCEL_ALL = "The operation of cancel all open order is done."
 
 
@@ -676,6 +678,6 @@ def _make_handler(server: RestServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
-            _LOG.debug("REST %s", format % args)
+            _LOG.debug("REST %s", _SECRET.sub(r"\1=<hidden>", format % args))
 
     return _Handler

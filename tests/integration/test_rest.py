@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 from typing import Any, Callable
 
@@ -502,3 +503,22 @@ def test_fake_serves_market_data_and_listen_keys(
     assert (5, "3") == (len(depth.json()["bids"]), depth.headers["X-MBX-USED-WEIGHT-1M"])
     assert 404 == missing.status_code
     assert {api_key: started["listenKey"]} == fx.listen_keys
+
+
+def test_no_secret_in_logs(
+    fx: FakeExchange,
+    make_service: Service,
+    credentials: dict[str, Credentials],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DEBUG logs of bfsync, requests and urllib3 show no signature and no secret."""
+    caplog.set_level(logging.DEBUG)
+    ws = make_service()
+    ws.get_open_orders("BTCUSDT")
+    ws.change_leverage("BTCUSDT", 4)
+
+    signatures = [r["params"]["signature"] for r in fx.requests if r["connection"] == "rest"]
+    assert 2 == len(signatures)
+    assert "/fapi/v1/openOrders" in caplog.text  # urllib3 did log the request line
+    for secret in [*signatures, credentials["HMAC"][1]]:
+        assert secret not in caplog.text

@@ -228,3 +228,18 @@ def test_api_key_header_and_form_body(mocked: Any) -> None:
     assert body.startswith("symbol=BTCUSDT&leverage=5&timestamp=")
     assert "X-MBX-APIKEY" in post.headers
     assert "X-MBX-APIKEY" not in get.headers  # a public call carries no key
+
+
+def test_no_signature_in_connection_error_messages(mocked: Any) -> None:
+    """A connection error whose text holds the URL: the signature is hidden in the message."""
+    ws = mocked()
+    mock = _mock(mocked)
+    cut = requests.ConnectionError(f"Max retries exceeded with url: {OPEN_ORDERS}?signature=abc123")
+    mock.add(responses.GET, OPEN_ORDERS, body=cut)
+    mock.add(responses.GET, OPEN_ORDERS, body=cut)
+
+    with pytest.raises(ConnectionLostError) as caught:
+        ws.get_open_orders()
+
+    assert "abc123" not in str(caught.value)
+    assert "signature=<hidden>" in str(caught.value)
