@@ -198,9 +198,9 @@ class RestTransport:
             raise ConnectionError("the service is closed; call connect() first")
         symbol = params.get("symbol")
         symbol = symbol if isinstance(symbol, str) else None
-        self._throttle(call, params)
         attempts = 2 if call.is_read else 1
         for attempt in range(attempts):
+            self._throttle(call, params)  # each attempt counts
             try:
                 return self._send(call, params, client_order_id, symbol)
             except requests.ConnectTimeout as exc:  # also a ConnectionError: nothing was sent

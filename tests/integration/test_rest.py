@@ -522,3 +522,16 @@ def test_no_secret_in_logs(
     assert "/fapi/v1/openOrders" in caplog.text  # urllib3 did log the request line
     for secret in [*signatures, credentials["HMAC"][1]]:
         assert secret not in caplog.text
+
+
+def test_rest_works_while_the_websocket_is_down(fx: FakeExchange, make_service: Service) -> None:
+    """With the WebSocket link lost and handshakes refused, cancel-all still goes over REST."""
+    ws = make_service(max_reconnect_attempts=1, reconnect_delay=scaled(0.2))
+    placed = _place(ws)
+    fx.refuse_handshakes()
+    fx.drop_connections()
+
+    reply = ws.cancel_all_open_orders("BTCUSDT")
+
+    assert 200 == reply["result"]["code"]
+    assert "CANCELED" == fx.order(placed["order"]["orderId"])["status"]
