@@ -87,8 +87,10 @@ class _Pool:
                 item = self._queue.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
-                    if self._queue.empty():
+                    if self._queue.empty():  # idle too long: end (submit() starts another)
                         self._idle -= 1
+                        current = threading.current_thread()
+                        self._threads = [t for t in self._threads if t is not current]
                         return
                 continue
             if item is _STOP:
