@@ -317,7 +317,12 @@ class FakeExchange:
 
     @property
     def rest_url(self) -> str:
-        """The REST base URL (``http://127.0.0.1:PORT``), for ``config["rest_url"]``."""
+        """
+        The REST base URL (``http://127.0.0.1:PORT``, its own port), for
+        ``config["rest_url"]``; the same after ``stop()``.
+        """
+        if self._bound_port is None:
+            raise RuntimeError("FakeExchange is not started: use start() or `with`")
         return self._rest.url
 
     @property
