@@ -101,7 +101,16 @@ def _wrap(name: str, text: str) -> str:
 class _StreamConn:
     """One stream connection; touched only on the server thread (``keys`` under the lock)."""
 
-    __slots__ = ("index", "keys", "opened_at", "route", "session", "silenced_until", "ws")
+    __slots__ = (
+        "held",
+        "index",
+        "keys",
+        "opened_at",
+        "route",
+        "session",
+        "silenced_until",
+        "ws",
+    )
 
     def __init__(
         self, ws: ServerConnection, index: int, path: StreamPath, opened_at: float
@@ -114,13 +123,25 @@ class _StreamConn:
         self.silenced_until = 0.0  # loop time; events are not sent before it
         # private: listenKey -> event types delivered (None: all)
         self.keys: dict[str, Optional[set[str]]] = {}
+        self.held: Optional[list[bytes]] = []  # written during the handshake; None: flushed
 
     def write(self, data: bytes) -> bool:
         """Hand complete frames to the socket; False once the connection is closing."""
-        if self.ws.state is not State.OPEN:
+        state = self.ws.state
+        if state is State.CONNECTING and self.held is not None:
+            self.held.append(data)
+            return True
+        if state is not State.OPEN:
             return False
+        self.flush()
         self.ws.transport.write(data)
         return True
+
+    def flush(self) -> None:
+        """Send what was written during the handshake (once the connection is open)."""
+        held, self.held = self.held, None
+        if held and self.ws.state is State.OPEN:
+            self.ws.transport.write(b"".join(held))
 
 
 class _StreamHub:
@@ -129,6 +150,7 @@ class _StreamHub:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.conns: dict[int, _StreamConn] = {}
+        self.opening: dict[ServerConnection, _StreamConn] = {}  # handshake accepted, not served
         self.index: dict[str, set[_StreamConn]] = {}  # canonical stream -> receiving conns
         self.next_index = 0
         self.task_loop: Optional[asyncio.AbstractEventLoop] = None
@@ -848,10 +870,17 @@ class StreamsMixin:
                 return connection.respond(
                     HTTPStatus.BAD_REQUEST, _dumps({"code": -1125, "msg": MSG_NO_LISTEN_KEY}) + "\n"
                 )
+        conn = self._open_stream(connection, path)
+        with hub.lock:
+            hub.opening[connection] = conn
         return None
 
-    async def _serve_stream(self, ws: ServerConnection, path: StreamPath) -> None:
-        """Serve one stream connection until it closes (server thread)."""
+    def _open_stream(self, ws: ServerConnection, path: StreamPath) -> _StreamConn:
+        """
+        Register a connection and its URL's subscriptions (server thread). Called while its
+        handshake is accepted, so an event published once the client is connected reaches
+        it (frames written before the handshake completes are held until it does).
+        """
         hub = self._hub
         loop = asyncio.get_running_loop()
         if hub.task_loop is not loop:
@@ -875,16 +904,36 @@ class StreamsMixin:
             for name in path.streams:
                 conn.session.subscriptions[name] = None
             hub.add_to_index(conn, path.streams)
+        return conn
+
+    async def _serve_stream(self, ws: ServerConnection, path: StreamPath) -> None:
+        """Serve one stream connection until it closes (server thread)."""
+        hub = self._hub
+        with hub.lock:
+            conn = hub.opening.pop(ws, None)
+        if conn is None:
+            conn = self._open_stream(ws, path)
+        conn.flush()
+        index = conn.index
         try:
             async for message in ws:
                 await self._on_stream_message(conn, message)
         except ConnectionClosed:
             pass
         finally:
-            hub.remove_from_index(conn, list(conn.session.subscriptions))
             with hub.lock:
                 hub.conns.pop(index, None)
-                conn.keys.clear()
+                self._forget(conn)
+
+    def _forget(self, conn: _StreamConn) -> None:
+        """Take ``conn`` out of the delivery index (hub lock held)."""
+        conn.keys.clear()
+        for name in conn.session.subscriptions:
+            receivers = self._hub.index.get(name)
+            if receivers is not None:
+                receivers.discard(conn)
+                if not receivers:
+                    del self._hub.index[name]
 
     async def _on_stream_message(self, conn: _StreamConn, message: Union[str, bytes]) -> None:
         hub = self._hub
@@ -971,6 +1020,11 @@ class StreamsMixin:
                 hub.stats["aged_out"] += len(old)
                 for name in [r for r, until in hub.route_silence.items() if until <= now]:
                     del hub.route_silence[name]
+                for ws, conn in list(hub.opening.items()):
+                    if ws.state is State.CLOSED:  # the handshake failed after all
+                        del hub.opening[ws]
+                        hub.conns.pop(conn.index, None)
+                        self._forget(conn)
             for conn in old:
                 self._spawn(conn.ws.close(code, "connection reached its maximum age"))
             try:
