@@ -29,6 +29,7 @@ from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
+from . import _triggers
 from ._book import Book, LevelInput, to_levels
 from ._engine import MSG_NO_LISTEN_KEY, ApiError, Exchange, SymbolSpec, fmt
 from ._streams import (
@@ -794,6 +795,41 @@ class StreamsMixin:
             with contextlib.suppress(RuntimeError):  # the loop closed: stopped
                 loop.call_soon_threadsafe(self._check_listen_keys)
         return bool(owners)
+
+    def move_price(self, symbol: str, price: Number) -> tuple[int, int]:
+        """
+        Move ``symbol``'s price (as ``set_price``) and let the market react: resting LIMIT
+        orders the price crosses fill at their price, and algo orders whose trigger it meets
+        trigger (STOP: BUY at or above, SELL at or below the trigger; TAKE_PROFIT the reverse;
+        trailing orders at their ``activatePrice``). User-data events follow. Returns
+        ``(orders filled, algo orders triggered)``.
+        """
+        value = Decimal(_num(price, Decimal(0), 12, "price"))
+        if value <= 0:
+            raise ValueError(f"price must be > 0, got {price!r}")
+        with self._cond:
+            self._spec(symbol)
+            result = _triggers.move_price(self._exchange, symbol, value, self._now_ms())
+        self._push_user_events()
+        return result
+
+    def trigger_algo_order(self, algo_id: int) -> JsonDict:
+        """
+        Trigger algo order ``algo_id`` now, whatever the price: ALGO_UPDATE TRIGGERING and
+        TRIGGERED, the order it places (MARKET; LIMIT at its price for STOP / TAKE_PROFIT)
+        with its ORDER_TRADE_UPDATE events, and FINISHED once that order filled. Returns a
+        copy of the placed order. ``KeyError`` if unknown; ``ValueError`` unless it is NEW.
+        """
+        with self._cond:
+            order = _triggers.trigger_algo(self._exchange, algo_id, self._now_ms())
+        self._push_user_events()
+        return order
+
+    def _push_user_events(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopped
+                loop.call_soon_threadsafe(self._stream_after_frame)
 
     def _live_keys(self) -> set[str]:
         with self._cond:

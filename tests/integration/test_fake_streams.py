@@ -358,7 +358,8 @@ def test_depth_diffs_chain_and_fit_the_snapshot(fx: FakeExchange, connect: Conne
     assert [first, second] == [client.recv(), client.recv()]
     assert first["u"] == second["pu"]
     assert second["U"] == first["u"] + 1
-    assert first["u"] == snapshot["lastUpdateId"]
+    assert first["u"] < snapshot["lastUpdateId"]  # a client drops ``first``...
+    assert second["U"] <= snapshot["lastUpdateId"] <= second["u"]  # ...and applies ``second``
     assert ["49999.90", "5.000"] == snapshot["bids"][0]
     assert "49999.80" not in [price for price, _ in snapshot["bids"]]
     assert same == snapshot
@@ -676,3 +677,75 @@ def test_private_subscribe_by_listen_key(
     )
     place(fx, account)
     assert "ORDER_TRADE_UPDATE" == stream.recv()["e"]
+
+
+def test_move_price_fills_a_resting_order(
+    fx: FakeExchange, connect: Connect, account: tuple[Client, str, HmacSigner, str]
+) -> None:
+    """move_price() through a resting LIMIT fills it at its price and pushes the TRADE."""
+    stream = connect(f"/private/ws?listenKey={account[3]}&events=ORDER_TRADE_UPDATE")
+    order = place(fx, account, newClientOrderId="resting")
+    assert "NEW" == stream.recv()["o"]["x"]
+    assert (0, 0) == fx.move_price("BTCUSDT", "49500")
+    assert (1, 0) == fx.move_price("BTCUSDT", "48900")
+    trade = stream.recv()["o"]
+    assert ("TRADE", "FILLED", "resting", "49000.00") == (
+        trade["x"],
+        trade["X"],
+        trade["c"],
+        trade["L"],
+    )
+    assert "FILLED" == fx.order(order["orderId"])["status"]
+    with pytest.raises(ValueError, match="price"):
+        fx.move_price("BTCUSDT", "-1")
+
+
+def test_algo_order_triggers_when_the_price_moves(
+    fx: FakeExchange, connect: Connect, account: tuple[Client, str, HmacSigner, str]
+) -> None:
+    """A STOP_MARKET whose trigger is met: ALGO_UPDATE TRIGGERING, TRIGGERED, FINISHED."""
+    client, api_key, signer, listen_key = account
+    stream = connect(f"/private/ws?listenKey={listen_key}&events=ALGO_UPDATE/TRADE_LITE")
+    params = {
+        "algoType": "CONDITIONAL",
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "type": "STOP_MARKET",
+        "quantity": "0.010",
+        "triggerPrice": "49000",
+    }
+    placed = client.call("algoOrder.place", signed(fx, (api_key, signer), params))["result"]
+    assert "NEW" == stream.recv()["o"]["X"]
+    assert (0, 1) == fx.move_price("BTCUSDT", "48999")
+    events = [stream.recv() for _ in range(4)]
+    assert ["TRIGGERING", "TRIGGERED", "TRADE_LITE", "FINISHED"] == [
+        e["o"]["X"] if e["e"] == "ALGO_UPDATE" else e["e"] for e in events
+    ]
+    child = int(events[1]["o"]["ai"])
+    assert (child, "SELL") == (events[2]["i"], events[2]["S"])
+    assert "FINISHED" == fx.algo_order(placed["algoId"])["algoStatus"]
+    with pytest.raises(ValueError, match="not NEW"):
+        fx.trigger_algo_order(placed["algoId"])
+
+
+def test_trigger_algo_order_places_a_resting_limit(
+    fx: FakeExchange, account: tuple[Client, str, HmacSigner, str]
+) -> None:
+    """trigger_algo_order() on a STOP places its LIMIT order, resting until the price comes."""
+    client, api_key, signer, _ = account
+    params = {
+        "algoType": "CONDITIONAL",
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "type": "STOP",
+        "quantity": "0.010",
+        "price": "49000",
+        "triggerPrice": "50400",
+    }
+    placed = client.call("algoOrder.place", signed(fx, (api_key, signer), params))["result"]
+    child = fx.trigger_algo_order(placed["algoId"])
+    assert ("LIMIT", "STOP", "NEW") == (child["type"], child["origType"], child["status"])
+    assert "TRIGGERED" == fx.algo_order(placed["algoId"])["algoStatus"]
+    assert (1, 0) == fx.move_price("BTCUSDT", "48900")
+    assert "FINISHED" == fx.algo_order(placed["algoId"])["algoStatus"]
+    assert "FILLED" == fx.order(child["orderId"])["status"]
