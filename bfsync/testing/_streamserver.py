@@ -291,6 +291,21 @@ class StreamsMixin:
             stats["subscriptions"] = sum(len(c.session.subscriptions) for c in hub.conns.values())
         return stats
 
+    @property
+    def stream_buffered_bytes(self) -> int:
+        """
+        Bytes published but not yet taken by the clients' sockets (the largest backlog of
+        any stream connection): a benchmark can pace ``publish_many`` on it.
+        """
+        hub = self._hub
+        with hub.lock:
+            conns = list(hub.conns.values())
+        sizes = [0]
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closed meanwhile
+                sizes.append(conn.ws.transport.get_write_buffer_size())
+        return max(sizes)
+
     def stream_subscriptions(self, route: Optional[str] = None) -> list[list[str]]:
         """The subscriptions of each open stream connection (of ``route``), oldest first."""
         _check_route(route)
@@ -932,13 +947,13 @@ class StreamsMixin:
             hub.conns[index] = conn
             hub.stats["connections_total"] += 1
         if path.route == "private":
-            conn.session.check_private = self._private_check
             if not (path.path_key and not self.private_path_form):
                 for key, events in path.listen_keys:
                     self._bind(conn, key, events)
         else:
-            for name in path.streams:
-                conn.session.subscriptions[name] = None
+            with hub.lock:
+                for name in path.streams:
+                    conn.session.subscriptions[name] = None
             hub.add_to_index(conn, path.streams)
         return conn
 
@@ -983,7 +998,15 @@ class StreamsMixin:
                 hub.stats["closed_for_rate"] += 1
             self._spawn(conn.ws.close(1008, "Too many messages"))
             return
-        reply, added, removed = conn.session.handle(message)
+        if conn.route == "private":  # listenKeys alive now, read before taking the hub lock
+            live = self._live_keys()
+            conn.session.check_private = lambda name: (
+                None if name.partition("@")[0] in live else (-1125, MSG_NO_LISTEN_KEY)
+            )
+        with hub.lock:  # the subscriptions are read by other threads (stream_subscriptions)
+            before = conn.session.subscribe_requests
+            reply, added, removed = conn.session.handle(message)
+            hub.stats["subscribe_requests"] += conn.session.subscribe_requests - before
         if conn.route == "private":
             for name in added:
                 key, _, event = name.partition("@")
@@ -991,18 +1014,9 @@ class StreamsMixin:
             for name in removed:
                 self._unbind(conn, name)
         else:
-            if isinstance(message, str) and '"SUBSCRIBE"' in message:
-                with hub.lock:
-                    hub.stats["subscribe_requests"] += 1
             hub.add_to_index(conn, added)
             hub.remove_from_index(conn, removed)
         conn.write(_frame(_dumps(reply)))
-
-    def _private_check(self, name: str) -> Optional[tuple[int, str]]:
-        key = name.partition("@")[0]
-        if key not in self._live_keys():
-            return -1125, MSG_NO_LISTEN_KEY
-        return None
 
     def _bind(
         self, conn: _StreamConn, key: str, events: Optional[str], replace: bool = True

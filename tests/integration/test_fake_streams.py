@@ -749,3 +749,31 @@ def test_trigger_algo_order_places_a_resting_limit(
     assert (1, 0) == fx.move_price("BTCUSDT", "48900")
     assert "FINISHED" == fx.algo_order(placed["algoId"])["algoStatus"]
     assert "FILLED" == fx.order(child["orderId"])["status"]
+
+
+def test_listen_key_expires_after_an_hour_of_server_time(
+    fx: FakeExchange, connect: Connect, account: tuple[Client, str, HmacSigner, str]
+) -> None:
+    """60 minutes without a keepalive (server clock moved on): listenKeyExpired is pushed."""
+    stream = connect(f"/private/stream?listenKey={account[3]}&events=ORDER_TRADE_UPDATE")
+    fx.clock_offset_ms = 3_600_001
+    expired = stream.recv()
+    assert (account[3], "listenKeyExpired") == (expired["stream"], expired["data"]["e"])
+    fx.wait_for(lambda: fx.stream_stats["listen_keys_expired"] == 1, timeout=scaled(5))
+
+
+def test_two_listen_keys_on_one_private_connection(
+    fx: FakeExchange, connect: Connect, account: tuple[Client, str, HmacSigner, str]
+) -> None:
+    """/private/stream with two keys delivers each key's events, wrapped with that key."""
+    other_client, other_key, _ = hmac_client(fx)
+    try:
+        other = other_client.call("userDataStream.start", {"apiKey": other_key})["result"]
+    finally:
+        other_client.close()
+    stream = connect(
+        f"/private/stream?listenKey={account[3]}&events=ORDER_TRADE_UPDATE"
+        f"&listenKey={other['listenKey']}&events=ORDER_TRADE_UPDATE"
+    )
+    place(fx, account)
+    assert {account[3], other["listenKey"]} == {stream.recv()["stream"], stream.recv()["stream"]}
