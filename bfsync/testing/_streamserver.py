@@ -106,6 +106,7 @@ class _StreamConn:
         "held",
         "index",
         "keys",
+        "last_ping",
         "opened_at",
         "route",
         "session",
@@ -121,6 +122,7 @@ class _StreamConn:
         self.route = path.route
         self.session = StreamSession(path.route, combined=path.combined)
         self.opened_at = opened_at
+        self.last_ping = opened_at
         self.silenced_until = 0.0  # loop time; events are not sent before it
         # private: listenKey -> event types delivered (None: all)
         self.keys: dict[str, Optional[set[str]]] = {}
@@ -227,6 +229,10 @@ class StreamsMixin:
         _cond: threading.Condition
         _exchange: Exchange
         _host: str
+        _pings_sent: int
+        ping_interval: Optional[float]
+
+        def _on_pong(self, future: asyncio.Future[Any]) -> None: ...
 
         @property
         def port(self) -> int: ...
@@ -1052,6 +1058,17 @@ class StreamsMixin:
             else:
                 current.discard(event)
 
+    async def _stream_ping(self, conn: _StreamConn) -> None:
+        if conn.ws.state is not State.OPEN:
+            return
+        try:
+            waiter = await conn.ws.ping()
+        except ConnectionClosed:
+            return
+        with self._cond:
+            self._pings_sent += 1
+        asyncio.ensure_future(waiter).add_done_callback(self._on_pong)
+
     async def _stream_housekeeping(self) -> None:
         """Close connections at their age, notice expired listenKeys, push user events."""
         hub = self._hub
@@ -1077,6 +1094,13 @@ class StreamsMixin:
                         self._forget(conn)
             for conn in old:
                 self._spawn(conn.ws.close(code, "connection reached its maximum age"))
+            interval = self.ping_interval
+            if interval is not None and interval > 0:
+                with hub.lock:
+                    due = [c for c in hub.conns.values() if now - c.last_ping >= interval]
+                for conn in due:
+                    conn.last_ping = now
+                    self._spawn(self._stream_ping(conn))
             try:
                 self._check_listen_keys()
                 self._stream_after_frame()

@@ -777,3 +777,30 @@ def test_two_listen_keys_on_one_private_connection(
     )
     place(fx, account)
     assert {account[3], other["listenKey"]} == {stream.recv()["stream"], stream.recv()["stream"]}
+
+
+def test_ping_interval_pings_stream_connections(fx: FakeExchange, connect: Connect) -> None:
+    """With ping_interval set, stream connections are pinged too (websocket-client pongs)."""
+    fx.ping_interval = scaled(0.1)
+    client = connect("/public/ws")
+    client.ws.settimeout(scaled(5))
+    opcode, _ = client.ws.recv_data_frame(control_frame=True)
+    assert websocket.ABNF.OPCODE_PING == opcode
+    fx.wait_for(lambda: fx.pings_sent >= 1, timeout=scaled(5))
+
+
+def test_ticker_book_follows_the_live_book(fx: FakeExchange) -> None:
+    """ws-fapi ticker.book answers the live book's best levels and update id."""
+    diff = fx.publish_depth("BTCUSDT", bids=[("49999.95", "4")], asks=[("50000.05", "2")])
+    client = Client(fx.url)
+    try:
+        book = client.call("ticker.book", {"symbol": "BTCUSDT"})["result"]
+    finally:
+        client.close()
+    assert ("49999.95", "4.000", "50000.05", "2.000") == (
+        book["bidPrice"],
+        book["bidQty"],
+        book["askPrice"],
+        book["askQty"],
+    )
+    assert diff["u"] + 1 == book["lastUpdateId"]
