@@ -804,3 +804,12 @@ def test_ticker_book_follows_the_live_book(fx: FakeExchange) -> None:
         book["askQty"],
     )
     assert diff["u"] + 1 == book["lastUpdateId"]
+
+
+def test_publish_many_wait_hands_frames_to_the_socket(fx: FakeExchange, connect: Connect) -> None:
+    """publish_many(wait=True) returns once written; stream_buffered_bytes shows the backlog."""
+    client = connect("/public/ws/btcusdt@bookTicker")
+    assert 1 == fx.publish_many("btcusdt@bookTicker", ['{"n":1}', '{"n":2}'], wait=True)
+    assert 2 == fx.stream_stats["events_sent"]
+    assert 0 <= fx.stream_buffered_bytes
+    assert [{"n": 1}, {"n": 2}] == [client.recv(), client.recv()]
