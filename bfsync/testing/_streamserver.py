@@ -23,6 +23,7 @@ from decimal import Decimal
 from functools import partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Optional, Union
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -930,6 +931,9 @@ class StreamsMixin:
         """The handshake answer for a stream path that cannot be served (else None)."""
         path = parse_path(request.path)
         if path is None:
+            route = urlsplit(request.path).path.strip("/").split("/")[0]
+            if route in ROUTES:  # /public, /market/v1, ...: neither /ws nor /stream
+                return connection.respond(HTTPStatus.NOT_FOUND, "Not a stream path.\n")
             return None
         hub = self._hub
         if len(path.streams) > hub.max_streams:

@@ -261,11 +261,10 @@ def test_stream_limits_can_be_lowered(fx: FakeExchange, connect: Connect) -> Non
             "code"
         ]
     )
-    client.send("LIST_SUBSCRIPTIONS")
-    client.send("LIST_SUBSCRIPTIONS")
-    client.send("LIST_SUBSCRIPTIONS")
+    for _ in range(4):  # a burst of 4: over 3 per second whatever the machine's load
+        client.send("LIST_SUBSCRIPTIONS")
     with pytest.raises(Closed):
-        for _ in range(4):
+        for _ in range(5):
             client.recv()
     with pytest.raises(ValueError, match="messages_per_second"):
         fx.set_stream_limits(messages_per_second=0)
@@ -813,3 +812,11 @@ def test_publish_many_wait_hands_frames_to_the_socket(fx: FakeExchange, connect:
     assert 2 == fx.stream_stats["events_sent"]
     assert 0 <= fx.stream_buffered_bytes
     assert [{"n": 1}, {"n": 2}] == [client.recv(), client.recv()]
+
+
+@pytest.mark.parametrize("path", ["/public", "/market/v1", "/private/listen"])
+def test_route_paths_other_than_ws_and_stream_are_refused(fx: FakeExchange, path: str) -> None:
+    """Under a route, only /ws... and /stream... exist: other paths get HTTP 404."""
+    with pytest.raises(websocket.WebSocketBadStatusException) as caught:
+        websocket.create_connection(fx.stream_url + path, timeout=scaled(5))
+    assert 404 == caught.value.status_code
