@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Optional
 
 from .exceptions import (
     LoginRejectedError,
+    OrderServerError,
     RateLimitError,
     RequestError,
 )
@@ -22,6 +23,7 @@ from .exceptions import (
 __all__ = [
     "METHODS",
     "NONE",
+    "OUTCOME_UNKNOWN_CODES",
     "SIGNED",
     "USER_STREAM",
     "MethodInfo",
@@ -114,8 +116,34 @@ def retry_after(frame: dict[str, Any], now_ms: Optional[int] = None) -> Optional
     return None
 
 
-def error_for(frame: dict[str, Any], method: str, now_ms: Optional[int] = None) -> RequestError:
-    """The exception for a reply whose ``status`` is not 200."""
+#: Codes Binance answers when it cannot tell whether a request was executed (§6): -1006
+#: "unexpected response from the message bus", -1007 "timeout waiting for the backend".
+OUTCOME_UNKNOWN_CODES = (-1006, -1007)
+
+
+def error_for(
+    frame: dict[str, Any],
+    method: str,
+    now_ms: Optional[int] = None,
+    *,
+    client_order_id: Optional[str] = None,
+) -> RequestError:
+    """
+    The exception for a reply whose ``status`` is not 200.
+
+    - 418 / 429: ``RateLimitError`` (with ``retry_after``);
+    - a refused ``session.logon``: ``LoginRejectedError``;
+    - an order (``METHODS[method].is_order``) answered with status 5xx or with code -1006 /
+      -1007: ``OrderServerError`` carrying ``client_order_id``, since Binance says the
+      execution status is unknown (the order may have been placed);
+    - anything else: ``RequestError``.
+
+    Args:
+        frame: the reply.
+        method: the request's wire method.
+        now_ms: the wall clock in ms, to turn a 418's "banned until" into seconds.
+        client_order_id: the order's ``newClientOrderId`` / ``clientAlgoId`` (orders only).
+    """
     status = frame.get("status")
     error = frame.get("error")
     code: Optional[int] = None
@@ -130,4 +158,13 @@ def error_for(frame: dict[str, Any], method: str, now_ms: Optional[int] = None) 
         return RateLimitError(text, retry_after=retry_after(frame, now_ms), **kw)
     if method == "session.logon":
         return LoginRejectedError(text, **kw)
+    info = METHODS.get(method)
+    server_failed = isinstance(status, int) and not isinstance(status, bool) and status >= 500
+    if info is not None and info.is_order and (server_failed or code in OUTCOME_UNKNOWN_CODES):
+        return OrderServerError(
+            f"{text}; the order may or may not have been placed "
+            f"(client order id {client_order_id!r})",
+            client_order_id=client_order_id,
+            **kw,
+        )
     return RequestError(text, **kw)
