@@ -122,6 +122,12 @@ MSG_TOO_MANY_REQUESTS = (
     "Please use the websocket for live updates to avoid polling the API."
 )
 MSG_TOO_MANY_ORDERS = "Too many new orders; current limit is {limit} orders per {interval}."
+MSG_SERVER_ERROR = "Internal error; unable to process your request. Please try again."
+UNKNOWN_OUTCOME_MSGS = {
+    -1006: "An unexpected response was received from the message bus. Execution status unknown.",
+    -1007: "Timeout waiting for response from backend server. Send status unknown; execution "
+    "status unknown.",
+}
 
 
 class ApiError(Exception):
@@ -696,6 +702,7 @@ class Exchange:
         self.scripts: dict[str, list[_Rule]] = {}
         self.delays: dict[str, list[_Rule]] = {}
         self.withholds: dict[str, list[_Rule]] = {}
+        self.failures: dict[str, list[_Rule]] = {}  # fail_after_processing: (status, error)
         self.modifications: dict[int, int] = {}  # orderId -> order.modify calls that changed it
         self.listen_keys: dict[str, tuple[str, int]] = {}  # apiKey -> (listenKey, expires at)
         self.revoked: dict[str, set[int]] = {}  # apiKey -> sessions told with an id-null 401
@@ -842,6 +849,28 @@ class Exchange:
         self.scripts.clear()
         self.delays.clear()
         self.withholds.clear()
+        self.failures.clear()
+
+    def add_failure(
+        self,
+        method: str,
+        status: int,
+        code: Optional[int],
+        msg: Optional[str],
+        times: Optional[int],
+    ) -> None:
+        """Handle the next ``times`` requests of ``method`` as usual, then answer an error."""
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"status must be an int from 400 to 599, got {status!r}")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise ValueError(f"code must be an int or None, got {code!r}")
+        if msg is not None and not isinstance(msg, str):
+            raise ValueError(f"msg must be a str or None, got {msg!r}")
+        error: JsonDict = {} if code is None else {"code": code}
+        if msg is None:
+            msg = UNKNOWN_OUTCOME_MSGS.get(code, MSG_SERVER_ERROR) if code else MSG_SERVER_ERROR
+        error["msg"] = msg
+        self.add_rule(self.failures, method, (status, error), times)
 
     # ---- frames ----------------------------------------------------------------------------
 
@@ -936,6 +965,7 @@ class Exchange:
         withheld = self._take(self.withholds, method) is not None
         script: Optional[_Script] = None if withheld else self._take(self.scripts, method)
         delay = 0.0 if withheld else float(self._take(self.delays, method) or 0.0)
+        failure = None if withheld or script is not None else self._take(self.failures, method)
         reply: JsonDict
         if script is not None:
             if script.error is not None:
@@ -966,6 +996,9 @@ class Exchange:
                         "msg": f"FakeExchange internal error: {type(exc).__name__}: {exc}",
                     },
                 }
+            if failure is not None:  # handled (an order placed), yet answered as a failure
+                status, error = failure
+                reply = {"id": request_id, "status": status, "error": dict(error)}
         if self._want_rate_limits(session, params):
             reply["rateLimits"] = limits
         return Outcome(record, None if withheld else reply, delay)
