@@ -56,12 +56,12 @@ ORDER_TYPES = (
 )
 CONDITIONAL_TYPES = ORDER_TYPES[2:]
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "GTD", "RPI")
+# OPPONENT_10 and OPPONENT_20 are "temporarily removed" from place and amend since 2025-10-23
+# (§5.1): refused with -5037 like an unknown value.
 PRICE_MATCH = (
     "NONE",
     "OPPONENT",
     "OPPONENT_5",
-    "OPPONENT_10",
-    "OPPONENT_20",
     "QUEUE",
     "QUEUE_5",
     "QUEUE_10",
@@ -88,6 +88,7 @@ PERCENT_PRICE_DOWN = Decimal("0.95")
 FIRST_ORDER_ID = 4000000001
 FIRST_ALGO_ID = 2000000001
 FIRST_UPDATE_ID = 7000000001
+FIRST_MODIFY_ID = 1
 MAX_GOOD_TILL_DATE = 253402300799000
 ORDER_METHODS = ("order.place", "order.modify")
 MAX_MODIFICATIONS = 10000  # per order, unless the symbol's maxMoveOrderLimit says otherwise
@@ -195,6 +196,14 @@ class SymbolSpec:
             self.price_precision = _places(self.tick_size)
         if self.quantity_precision < 0:
             self.quantity_precision = _places(self.step_size)
+
+    def price_text(self, value: Decimal) -> str:
+        """A price as Binance writes it: ``pricePrecision`` decimals (at least the tick's)."""
+        return fmt(value, max(self.price_precision, _places(self.tick_size)))
+
+    def qty_text(self, value: Decimal) -> str:
+        """A quantity as Binance writes it: ``quantityPrecision`` decimals (at least the step's)."""
+        return fmt(value, max(self.quantity_precision, _places(self.step_size)))
 
     def lot(self, market: bool) -> tuple[Decimal, Decimal, Decimal]:
         """``(minQty, maxQty, stepSize)``: MARKET_LOT_SIZE for MARKET orders, else LOT_SIZE."""
@@ -663,12 +672,47 @@ def rate_limit(kind: str, interval: str, num: int, limit: int, count: int) -> Js
     }
 
 
+ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,36}")
+MSG_BAD_ID = (
+    "Invalid 'id' in JSON request; expected an integer, a string matching "
+    "'^[a-zA-Z0-9-_]{1,36}$', or null."
+)
+
+
 def valid_id(value: Any) -> bool:
-    return (
-        value is None
-        or isinstance(value, str)
-        or (isinstance(value, int) and not isinstance(value, bool))
-    )
+    """Binance's rule (§2.1, spot's, assumed for ws-fapi): int64, a short id string, or null."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return ID_RE.fullmatch(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+class JsonNumber(float):
+    """
+    A JSON number with a fraction or exponent, as a float that remembers its text.
+
+    Signatures are over the text the client sent: ``50000.10`` sent as a JSON number is signed
+    as ``50000.10``, which ``str(float)`` would turn into ``50000.1`` (a false -1022).
+    """
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> Any:
+        return (JsonNumber, (self.text,))
+
+
+def load_frame(message: str) -> Any:
+    """``json.loads`` keeping the text of numbers with a fraction or exponent."""
+    return json.loads(message, parse_float=JsonNumber)
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,6 +742,7 @@ class Exchange:
         self.open_order_ids: dict[int, None] = {}  # pruned as orders become final
         self.next_order_id = FIRST_ORDER_ID
         self.next_algo_id = FIRST_ALGO_ID
+        self.next_modify_id = FIRST_MODIFY_ID
         self.update_id = FIRST_UPDATE_ID
         self.scripts: dict[str, list[_Rule]] = {}
         self.delays: dict[str, list[_Rule]] = {}
@@ -889,7 +934,7 @@ class Exchange:
                 ),
             )
         try:
-            frame = json.loads(message)
+            frame = load_frame(message)
         except ValueError as exc:
             return Outcome(None, self._bad_frame(session, now, f"Malformed JSON request: {exc}."))
         if not isinstance(frame, dict):
@@ -906,7 +951,7 @@ class Exchange:
                 self._bad_frame(
                     session,
                     now,
-                    "Invalid 'id' in JSON request; expected an integer, a string, or null.",
+                    MSG_BAD_ID,
                 ),
             )
         if not isinstance(method, str) or not method:
@@ -1445,8 +1490,7 @@ class Exchange:
 
         quantity = decimal_param(params, "quantity", required=True)
         assert quantity is not None
-        qty_text, qty = quantity
-        price_text = ""
+        qty = quantity[1]
         price = Decimal(0)
         if otype == "LIMIT":
             tif = tif_given
@@ -1456,11 +1500,10 @@ class Exchange:
                 if not _missing(params.get("price")):
                     raise ApiError(-1128, "Combination of optional parameters invalid.")
                 price = self._match_price(spec, side, price_match)
-                price_text = fmt(price, spec.price_precision)
             else:
                 given = decimal_param(params, "price", required=True)
                 assert given is not None
-                price_text, price = given
+                price = given[1]
             good_till = self._good_till(params, tif, now)
         else:
             if price_match != "NONE":
@@ -1513,9 +1556,9 @@ class Exchange:
             "symbol": spec.symbol,
             "status": status,
             "clientOrderId": client_id,
-            "price": price_text if otype == "LIMIT" else fmt(Decimal(0), spec.price_precision),
+            "price": spec.price_text(price),  # 0 for MARKET
             "avgPrice": fmt(spec.price if executed else Decimal(0), spec.price_precision),
-            "origQty": qty_text,
+            "origQty": spec.qty_text(qty),
             "executedQty": fmt(executed, spec.quantity_precision),
             "cumQty": fmt(executed, spec.quantity_precision),
             "cumQuote": fmt(executed * spec.price, 5),
@@ -1633,7 +1676,7 @@ class Exchange:
         )
         quantity = decimal_param(params, "quantity", required=True)
         assert quantity is not None
-        qty_text, qty = quantity
+        qty = quantity[1]
         given = decimal_param(params, "price")
         if given is not None and match != "NONE":
             raise ApiError(-1128, "Combination of optional parameters invalid.")
@@ -1648,11 +1691,7 @@ class Exchange:
             raise ApiError(-2013, MSG_NO_SUCH_ORDER)
         if side != order["side"]:
             raise invalid("side")
-        if given is not None:
-            price_text, price = given
-        else:
-            price = self._match_price(spec, side, match)
-            price_text = fmt(price, spec.price_precision)
+        price = given[1] if given is not None else self._match_price(spec, side, match)
         self._check_quantity(spec, qty)
         self._check_price(spec, price)
         self._check_percent_price(spec, side, price)
@@ -1671,7 +1710,12 @@ class Exchange:
         self.modifications[order["orderId"]] = done + 1
 
         executed = Decimal(order["executedQty"])
-        order.update(price=price_text, origQty=qty_text, priceMatch=match, updateTime=now)
+        order.update(
+            price=spec.price_text(price),
+            origQty=spec.qty_text(qty),
+            priceMatch=match,
+            updateTime=now,
+        )
         crosses = self._crosses(spec, side, price)
         if qty <= executed or (crosses and order["timeInForce"] in ("GTX", "RPI")):
             # Binance cancels the order instead: the new quantity is already filled, or a
@@ -1690,9 +1734,12 @@ class Exchange:
                 cumQuote=fmt(quote, 5),
             )
         reply = self._order_reply(order)
+        # modifyId (2026-07): the one sent, else one the fake numbers (its form is unconfirmed).
         modify_id = params.get("modifyId")
-        if not _missing(modify_id):
-            reply["modifyId"] = modify_id
+        if _missing(modify_id):
+            modify_id = self.next_modify_id
+            self.next_modify_id += 1
+        reply["modifyId"] = modify_id
         return reply
 
     # ---- algoOrder.place -------------------------------------------------------------------
@@ -1792,10 +1839,10 @@ class Exchange:
             "side": side,
             "positionSide": position_side,
             "timeInForce": tif,
-            "quantity": quantity[0] if quantity is not None else "0",
+            "quantity": spec.qty_text(quantity[1]) if quantity is not None else "0",
             "algoStatus": "NEW",
-            "triggerPrice": trigger[0] if trigger is not None else zero_price,
-            "price": price[0] if price is not None else zero_price,
+            "triggerPrice": spec.price_text(trigger[1]) if trigger is not None else zero_price,
+            "price": spec.price_text(price[1]) if price is not None else zero_price,
             "icebergQuantity": None,
             "selfTradePreventionMode": stp,
             "workingType": working_type,
@@ -1810,7 +1857,9 @@ class Exchange:
         }
         if trailing:
             assert callback is not None
-            algo["activatePrice"] = activate[0] if activate is not None else zero_price
+            algo["activatePrice"] = (
+                spec.price_text(activate[1]) if activate is not None else zero_price
+            )
             algo["callbackRate"] = callback[0]
         self.algo_orders[algo_id] = algo
         self.algo_orders_by_client_id[algo["clientAlgoId"]] = algo
