@@ -3,8 +3,9 @@ Frames of Binance's WebSocket API (pure: no sockets, threads or clock).
 
 One table, ``METHODS``, says how each wire method is secured and what it weighs;
 ``encode_request`` writes a request frame; ``decode_frame`` reads a reply; ``error_for``
-turns a reply whose status is not 200 into the exception the caller sees. That translation
-happens here and nowhere else.
+turns a reply whose status is not 200 into the exception the caller sees, and
+``revoked_error`` the id-null 401 of a revoked key into the exception of each request it
+fails. That translation happens here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import re
 from typing import Any, NamedTuple, Optional
 
 from .exceptions import (
+    AuthenticationError,
     LoginRejectedError,
+    OrderAuthenticationLostError,
     OrderServerError,
     RateLimitError,
     RequestError,
@@ -30,6 +33,7 @@ __all__ = [
     "decode_frame",
     "encode_request",
     "error_for",
+    "revoked_error",
     "retry_after",
 ]
 
@@ -168,3 +172,37 @@ def error_for(
             **kw,
         )
     return RequestError(text, **kw)
+
+
+def revoked_error(
+    frame: dict[str, Any], method: str, *, client_order_id: Optional[str] = None
+) -> AuthenticationError:
+    """
+    The exception for a request in flight when the server revoked the API key (a ``status``
+    401 frame with ``id: null``, §1.4): the request may or may not have been processed.
+
+    An order (``METHODS[method].is_order``) gets ``OrderAuthenticationLostError`` (an
+    ``OrderStatusUnknownError`` and ``AuthenticationError``) carrying ``client_order_id``;
+    anything else a plain ``AuthenticationError``.
+    """
+    error = frame.get("error")
+    code: Optional[int] = None
+    msg = "no error detail in the reply"
+    if isinstance(error, dict):
+        raw_code = error.get("code")
+        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+        msg = str(error.get("msg", msg))
+    status = frame.get("status")
+    text = f"{method}: the server revoked the API key (status {status}, code {code}: {msg})"
+    info = METHODS.get(method)
+    if info is not None and info.is_order:
+        return OrderAuthenticationLostError(
+            f"{text}; the order may or may not have been placed "
+            f"(client order id {client_order_id!r})",
+            client_order_id=client_order_id,
+            code=code,
+            msg=msg,
+            status=status,
+            response=frame,
+        )
+    return AuthenticationError(f"{text}; the request may not have been processed")

@@ -9,12 +9,21 @@ import pytest
 from bfsync.exceptions import (
     AuthenticationError,
     LoginRejectedError,
+    OrderAuthenticationLostError,
     OrderServerError,
     OrderStatusUnknownError,
     RateLimitError,
     RequestError,
 )
-from bfsync.protocol import METHODS, SIGNED, decode_frame, encode_request, error_for, retry_after
+from bfsync.protocol import (
+    METHODS,
+    SIGNED,
+    decode_frame,
+    encode_request,
+    error_for,
+    retry_after,
+    revoked_error,
+)
 
 
 def test_encode_request_is_compact_json() -> None:
@@ -137,3 +146,25 @@ def test_error_for_definite_failures_stay_request_errors(
     frame = {"id": 4, "status": status, "error": {"code": code, "msg": "x"}}
 
     assert RequestError is type(error_for(frame, method, client_order_id="bfs-1"))
+
+
+REVOKED = {"id": None, "status": 401, "error": {"code": -2015, "msg": "Invalid API-key."}}
+
+
+@pytest.mark.parametrize("method", ["order.place", "algoOrder.place", "order.modify"])
+def test_revoked_key_with_an_order_in_flight_is_an_unknown_outcome(method: str) -> None:
+    """A revoked key (401, id null) fails an order with OrderAuthenticationLostError."""
+    exc = revoked_error(REVOKED, method, client_order_id="bfs-7")
+
+    assert isinstance(exc, OrderAuthenticationLostError)
+    assert isinstance(exc, OrderStatusUnknownError) and isinstance(exc, AuthenticationError)
+    assert ("bfs-7", 401, -2015) == (exc.client_order_id, exc.status, exc.code)
+    assert "bfs-7" in str(exc)
+
+
+def test_revoked_key_with_a_read_in_flight_is_an_authentication_error() -> None:
+    """Any other request gets a plain AuthenticationError."""
+    exc = revoked_error(REVOKED, "v2/account.balance")
+
+    assert AuthenticationError is type(exc)
+    assert "revoked" in str(exc) and "-2015" in str(exc)
