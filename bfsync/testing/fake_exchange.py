@@ -50,6 +50,7 @@ from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
 from ._engine import Exchange, Position, Session, SymbolSpec, make_key
+from ._rest import RestServer
 
 __all__ = ["FakeExchange"]
 
@@ -169,6 +170,7 @@ class FakeExchange:
         self._replies_duplicated = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._garbage_ids = 900_000_000_000_000
+        self._rest = RestServer(self, host)  # the REST side, on the same engine
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class FakeExchange:
             raise RuntimeError(
                 f"FakeExchange could not start on {self._host}:{self._port}: {self._start_error}"
             ) from self._start_error
+        self._rest.start()
         return self
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
@@ -233,6 +236,7 @@ class FakeExchange:
         with self._cond:
             thread, loop, event = self._thread, self._loop, self._stop_event
             self._thread = None
+        self._rest.stop(timeout)
         if thread is None:
             return
         if loop is not None and event is not None:
@@ -310,6 +314,11 @@ class FakeExchange:
     def url(self) -> str:
         """``ws://127.0.0.1:PORT/ws-fapi/v1`` (any path is accepted)."""
         return f"ws://{self._host}:{self.port}/ws-fapi/v1"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base URL (``http://127.0.0.1:PORT``), for ``config["rest_url"]``."""
+        return self._rest.url
 
     @property
     def connection_count(self) -> int:
