@@ -9,7 +9,8 @@ functions with xlwings as ``=BF_PRICE``, ``=BF_BOOK``, ... (see docs/excel.md).
   (rate-limited), kept across reloads of the user's module and of this package, closed at
   exit. Keys come from ``configure`` or the environment (``BINANCE_API_KEY``,
   ``BINANCE_PRIVATE_KEY``: a key file's path or the HMAC secret), never from a cell.
-- ``price``, ``book``, ``depth``, ``positions``, ``balances``: reads through a short-lived
+- ``price``, ``book``, ``depth``, ``positions``, ``balances``,
+  ``open_orders``: reads through a short-lived
   cache with single flight (a recalculation storm costs one request per question and
   ``ttl``), returning numbers or 2-D lists with a header row, and errors as ``#BF! ...``
   texts unless ``set_options(errors="raise")``.
@@ -25,12 +26,14 @@ from ._cells import (
     BALANCE_COLUMNS,
     BOOK_COLUMNS,
     DEPTH_COLUMNS,
+    ORDER_COLUMNS,
     POSITION_COLUMNS,
     NotConfirmedError,
     balances,
     book,
     depth,
     error_text,
+    open_orders,
     place_order,
     place_order_row,
     positions,
@@ -63,11 +66,13 @@ __all__ = [
     "depth",
     "positions",
     "balances",
+    "open_orders",
     "error_text",
     "BOOK_COLUMNS",
     "DEPTH_COLUMNS",
     "POSITION_COLUMNS",
     "BALANCE_COLUMNS",
+    "ORDER_COLUMNS",
     # orders (macros only)
     "NotConfirmedError",
     "place_order",

@@ -154,6 +154,12 @@ class TtlCache:
             entry = self._entries.get(key)
             return None if entry is None else self._clock() - entry.at
 
+    def discard(self, predicate: Callable[[Hashable], bool]) -> None:
+        """Forget the values of every key for which ``predicate(key)`` is true."""
+        with self._lock:
+            for key in [k for k in self._entries if predicate(k)]:
+                del self._entries[key]
+
     def clear(self) -> None:
         """Forget every value (fetches in progress still settle their waiters)."""
         with self._lock:

@@ -38,10 +38,12 @@ __all__ = [
     "DEPTH_COLUMNS",
     "POSITION_COLUMNS",
     "NotConfirmedError",
+    "ORDER_COLUMNS",
     "balances",
     "book",
     "depth",
     "error_text",
+    "open_orders",
     "place_order",
     "place_order_row",
     "positions",
@@ -71,6 +73,21 @@ BALANCE_COLUMNS = (
     "availableBalance",
     "maxWithdrawAmount",
     "updateTime",
+)
+ORDER_COLUMNS = (
+    "symbol",
+    "orderId",
+    "clientOrderId",
+    "side",
+    "type",
+    "price",
+    "origQty",
+    "executedQty",
+    "status",
+    "timeInForce",
+    "stopPrice",
+    "reduceOnly",
+    "time",
 )
 _DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _MAX_TEXT = 255
@@ -164,6 +181,14 @@ def balances(asset: Any = None, field: Any = "balance", name: Any = "default") -
     (``balance`` by default, or ``availableBalance``, ``crossUnPnl``, ...).
     """
     return _cell(_balances, asset, field, name)
+
+
+def open_orders(symbol: Any = None, name: Any = "default") -> Any:
+    """
+    Open orders (REST ``GET /fapi/v1/openOrders``), of ``symbol`` or all, as a table with a
+    header row (``ORDER_COLUMNS``), oldest first. Conditional (algo) orders are not in it.
+    """
+    return _cell(_open_orders, symbol, name)
 
 
 def error_text(exc: BaseException) -> str:
@@ -330,20 +355,30 @@ def _positions(symbol: Any, name: Any) -> list[list[Any]]:
     return rows
 
 
+def _open_orders(symbol: Any, name: Any) -> list[list[Any]]:
+    sym = None if symbol is None else _symbol(symbol)
+    svc = _name(name)
+    result = _read((svc, "openOrders", sym), lambda: service(svc).get_open_orders(sym)["result"])
+    rows: list[list[Any]] = [list(ORDER_COLUMNS)]
+    ordered = sorted(result, key=lambda item: (item.get("time") or 0, item.get("orderId") or 0))
+    rows.extend([_num(item.get(c)) for c in ORDER_COLUMNS] for item in ordered)
+    return rows
+
+
 def _balances(asset: Any, field: Any, name: Any) -> Any:
     svc = _name(name)
+    wanted = None if asset is None else _text(asset, "asset")
+    column = _field("balance" if field is None else field, BALANCE_COLUMNS[1:-1], {})
     result = _read(
         (svc, "v2/account.balance"), lambda: service(svc).get_account_balance()["result"]
     )
-    if asset is None:
+    if wanted is None:
         rows: list[list[Any]] = [list(BALANCE_COLUMNS)]
         for item in result:
             row = [_num(item.get(c)) for c in BALANCE_COLUMNS]
             if any(isinstance(v, float) and v != 0 for v in row[1:-1]):
                 rows.append(row)
         return rows
-    wanted = _text(asset, "asset")
-    column = _field("balance" if field is None else field, BALANCE_COLUMNS[1:-1], {}) or "balance"
     for item in result:
         if item.get("asset") == wanted:
             return _num(item.get(column))
@@ -375,8 +410,13 @@ def _place_order(
         raise NotConfirmedError(
             f"confirm must be TRUE or YES to send this order (nothing was sent), got {confirm!r}"
         )
-    svc = service(_name(name))
-    reply = getattr(svc, _PLACE[kind])(**kwargs)
+    svc_name = _name(name)
+    svc = service(svc_name)
+    try:
+        reply = getattr(svc, _PLACE[kind])(**kwargs)
+    finally:
+        # Whatever happened, positions, balances and open orders may have changed.
+        registry().cache.discard(lambda key: isinstance(key, tuple) and key[0] == svc_name)
     result = reply["result"]
     return str(result.get("clientOrderId") or result.get("clientAlgoId"))
 
