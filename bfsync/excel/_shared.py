@@ -17,9 +17,10 @@ and the others wait for it (at most ``connection_timeout``), and then:
   seconds (calls meanwhile fail at once with "reconnecting", so no cell waits for
   ``request_timeout``); after that, it is closed and connected anew;
 - a service that *failed* (its I/O thread gave up) or was closed is connected again;
-- a connection attempt is made at most once per ``reconnect_interval`` per name: in between,
-  callers get a ``ConnectionError`` that carries the last error and when the next attempt
-  may be made, without touching the network.
+- after a failed connection attempt the next one waits ``reconnect_interval`` seconds: in
+  between, callers get a ``ConnectionError`` at once that carries the last error and when
+  the next attempt may be made, without touching the network (a recalculation storm during
+  an outage costs one attempt per interval, not one per cell).
 
 Keys are read when a service is made: the ones given to ``configure`` or else the
 environment (``BINANCE_API_KEY``, ``BINANCE_PRIVATE_KEY``). Shared services always validate
@@ -106,7 +107,7 @@ class _Entry:
         self.settings = _Settings(None, None, None, False)
         self.service: Optional[WebSocketService] = None
         self.last_error: Optional[str] = None
-        self.last_attempt: Optional[float] = None
+        self.failed_at: Optional[float] = None
         self.reconnecting_since: Optional[float] = None
         self.connects = 0
 
@@ -197,7 +198,7 @@ def configure(
         service = entry.service
         entry.service = None
         entry.last_error = None
-        entry.last_attempt = None
+        entry.failed_at = None
     if service is not None:
         service.close()
     _REGISTRY.cache.clear()
@@ -208,8 +209,9 @@ def service(name: str = "default") -> WebSocketService:
     The process's one shared, connected ``WebSocketService`` named ``name``.
 
     Made on the first call (once, under a lock, however many threads ask), connected again
-    by itself after it failed or was closed, at most one attempt per ``reconnect_interval``
-    seconds (see ``set_options``). Blocks at most about ``connection_timeout`` seconds.
+    by itself after it failed or was closed (after a failed attempt, the next waits
+    ``reconnect_interval`` seconds, see ``set_options``). Blocks at most about
+    ``connection_timeout`` seconds.
 
     Raises:
         AuthenticationError: no API key or private key was configured or found in the
@@ -249,7 +251,7 @@ def close_entry(entry: _Entry) -> None:
     with entry.lock:
         service, entry.service = entry.service, None
         entry.last_error = None
-        entry.last_attempt = None
+        entry.failed_at = None
         entry.reconnecting_since = None
     if service is not None:
         try:
@@ -271,9 +273,13 @@ def status(name: str = "default") -> str:
             return f"not connected: {entry.last_error}"
         return "not started"
     state = current.state
-    if state in _USABLE or entry.last_error is None:
+    if state in _USABLE:
         return str(state)
-    return f"{state}: {entry.last_error}"
+    if entry.last_error is not None:
+        return f"not connected: {entry.last_error}"
+    if state is State.FAILED:
+        return f"not connected: {_failure(current) or state}"
+    return str(state)
 
 
 def set_options(
@@ -291,7 +297,7 @@ def set_options(
         ttl: seconds a read value is reused (default 1): within it, any number of cells
             asking for the same thing cause one request. ``0`` asks every time (concurrent
             identical calls still share one request).
-        reconnect_interval: at most one connection attempt per service per this many
+        reconnect_interval: after a failed connection attempt, the next waits this many
             seconds (default 5); also how long a reconnecting service is left to its own
             reconnection before it is connected anew.
 
@@ -342,24 +348,25 @@ def _bring_up(entry: _Entry) -> WebSocketService:
                 entry.reconnecting_since = now
             if now - entry.reconnecting_since < interval:
                 raise ConnectionError("reconnecting" + _last(entry))
-    last = entry.last_attempt
-    if last is not None and now - last < interval:
-        why = entry.last_error or str(current.state if current is not None else "not connected")
-        raise ConnectionError(f"{why}; next attempt in {math.ceil(last + interval - now)} s")
+    failed_at = entry.failed_at
+    if failed_at is not None and now - failed_at < interval:
+        why = entry.last_error or _failure(current) or "not connected"
+        raise ConnectionError(f"{why}; next attempt in {math.ceil(failed_at + interval - now)} s")
     if current is None:
         current = _make_service(entry.settings)  # no network: keys and config only
         entry.service = current
-    entry.last_attempt = now
     entry.reconnecting_since = None
     try:
         if current.state is State.RECONNECTING:
             current.close()  # its own backoff may wait minutes; start again now
         current.connect()
     except BinanceWebSocketError as exc:
+        entry.failed_at = time.monotonic()
         entry.last_error = _reason(exc)
         log.warning("shared service %r could not connect: %s", entry.name, entry.last_error)
         raise
     entry.connects += 1
+    entry.failed_at = None
     entry.last_error = None
     return current
 
@@ -381,6 +388,13 @@ def _make_service(settings: _Settings) -> WebSocketService:
         merged.update(ws_url=TESTNET_WS_URL, rest_url=TESTNET_REST_URL)
     merged.update(settings.config or {})
     return WebSocketService(api_key, private_key, enable_validation=True, config=merged)
+
+
+def _failure(service: Optional[WebSocketService]) -> Optional[str]:
+    """Why a failed service's I/O thread gave up (best effort: the transport keeps it)."""
+    transport = getattr(service, "_transport", None)
+    failure = getattr(transport, "_failure", None)
+    return f"failed: {failure}" if failure is not None else None
 
 
 def _reason(exc: BaseException) -> str:

@@ -21,7 +21,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, TypeVar, cast
 
-import xlwings as xw
+try:
+    import xlwings as xw
+except ImportError as exc:
+    raise ImportError(
+        "bfsync.excel.xlwings_udfs needs xlwings: pip install 'bfsync[excel]'"
+    ) from exc
 
 from . import _cells, _shared
 
