@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -595,3 +596,239 @@ def test_bfsync_excel_imports_without_xlwings() -> None:
         "False",
         "ImportError bfsync.excel.xlwings_udfs needs xlwings: pip install 'bfsync[excel]'",
     ] == done.stdout.split("\n")[:3]
+
+
+# xlwings (the excel extra). Excel and COM do not exist here. What is tested: the module
+# imports and its functions work with the real xlwings of this platform; xlwings' own Windows
+# decorators (xlwings/udfs.py, loaded with stand-ins for the three pywin32 modules it imports)
+# register every function and generate the VBA wrappers "Import Python UDFs" would write; the
+# macro's cell logic runs on a stand-in for a workbook. Only Windows with Excel runs the COM
+# calls themselves.
+
+UDFS = ["BF_BALANCE", "BF_BOOK", "BF_DEPTH", "BF_ORDERS", "BF_POSITIONS", "BF_PRICE", "BF_STATUS"]
+
+# xlwings' Windows UDF code (xlwings/udfs.py) imports pythoncom, pywintypes and
+# win32com.client at the top; registration and VBA generation use none of them.
+WINDOWS_DECORATORS = """
+import io, json, sys, types
+
+pythoncom = types.ModuleType("pythoncom")
+pythoncom.CoInitialize = lambda: None
+win32com = types.ModuleType("win32com")
+win32com.client = types.ModuleType("win32com.client")
+win32com.client.Dispatch = None
+sys.modules.update(
+    pythoncom=pythoncom,
+    pywintypes=types.ModuleType("pywintypes"),
+    win32com=win32com,
+    **{"win32com.client": win32com.client},
+)
+import xlwings, xlwings.udfs as udfs
+
+xlwings.func, xlwings.arg, xlwings.ret = udfs.xlfunc, udfs.xlarg, udfs.xlret
+xlwings.sub = udfs.xlsub
+"""
+
+
+@pytest.fixture
+def udfs() -> Any:
+    """bfsync.excel.xlwings_udfs; these tests need the excel extra (xlwings) installed."""
+    return pytest.importorskip("bfsync.excel.xlwings_udfs", reason="xlwings is not installed")
+
+
+def run(script: str) -> str:
+    """Run ``script`` in a new interpreter; return its stdout (stderr must be empty)."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(60)
+    )
+    assert "" == done.stderr
+    return done.stdout
+
+
+def test_the_functions_work_with_this_platforms_xlwings(udfs: Any, excel: FakeExchange) -> None:
+    """With the real xlwings imported, each BF_ function returns what bfsync.excel does."""
+    assert bx.price(SYMBOL) == udfs.BF_PRICE(SYMBOL)
+    assert bx.book(SYMBOL) == udfs.BF_BOOK(SYMBOL)
+    assert bx.depth(SYMBOL, 5) == udfs.BF_DEPTH(SYMBOL, 5.0)
+    assert [list(bx.POSITION_COLUMNS)] == udfs.BF_POSITIONS()
+    assert bx.balances("USDT") == udfs.BF_BALANCE("USDT", None, None)
+    assert [list(bx.ORDER_COLUMNS)] == udfs.BF_ORDERS(None)
+    assert "connected" == udfs.BF_STATUS(None)
+    assert "#BF! -1121 Invalid symbol." == udfs.BF_PRICE("NOPEUSDT")
+    assert 1 == excel.total_connections
+
+
+def test_windows_registration_metadata(udfs: Any) -> None:
+    """xlwings' Windows decorators see seven volatile functions in 'bfsync' and one macro."""
+    script = WINDOWS_DECORATORS + textwrap.dedent(
+        """
+        import bfsync.excel.xlwings_udfs as m
+
+        out = {}
+        for name in dir(m):
+            info = getattr(getattr(m, name), "__xlfunc__", None)
+            if info is not None:
+                out[name] = {
+                    "sub": info["sub"],
+                    "args": [(a["name"], a.get("optional", "required")) for a in info["args"]],
+                    "volatile": info.get("volatile"),
+                    "category": info.get("category"),
+                    "async_mode": info.get("async_mode"),
+                }
+        print(json.dumps(out))
+        """
+    )
+    found = json.loads(run(script))
+
+    assert [*UDFS, "BF_PLACE_ORDER"] == sorted(found, key=lambda n: (n == "BF_PLACE_ORDER", n))
+    for name in UDFS:
+        assert (False, True, "bfsync", None) == (
+            found[name]["sub"],
+            found[name]["volatile"],
+            found[name]["category"],
+            found[name]["async_mode"],
+        ), name
+    assert found["BF_PLACE_ORDER"]["sub"] is True
+    assert [["symbol", "required"], ["limit", 10], ["name", "default"]] == found["BF_DEPTH"]["args"]
+    assert [["asset", None], ["field", None], ["name", "default"]] == found["BF_BALANCE"]["args"]
+
+
+def test_windows_vba_wrappers_of_a_users_module(udfs: Any, tmp_path: Path) -> None:
+    """A user module that star-imports the UDFs gets a VBA wrapper per function, in its name."""
+    (tmp_path / "mybook.py").write_text("from bfsync.excel.xlwings_udfs import *\n")
+    script = WINDOWS_DECORATORS + textwrap.dedent(
+        f"""
+        sys.path.insert(0, {str(tmp_path)!r})
+        import mybook
+
+        vba = io.StringIO()
+        workbook = types.SimpleNamespace(Name="mybook.xlsm")
+        udfs.generate_vba_wrapper("mybook", mybook, vba, workbook)
+        print(vba.getvalue())
+        """
+    )
+    vba = run(script)
+
+    for line in [
+        "Function BF_PRICE(symbol, Optional name)",
+        "Function BF_BOOK(symbol, Optional field, Optional name)",
+        "Function BF_DEPTH(symbol, Optional limit, Optional name)",
+        "Function BF_POSITIONS(Optional symbol, Optional name)",
+        "Function BF_BALANCE(Optional asset, Optional field, Optional name)",
+        "Function BF_ORDERS(Optional symbol, Optional name)",
+        "Function BF_STATUS(Optional name)",
+        "Sub BF_PLACE_ORDER()",
+        'BF_PRICE = XLPy.CallUDF("mybook", "BF_PRICE", Array(symbol, name), ThisWorkbook, '
+        "Application.Caller)",
+    ]:
+        assert line in vba
+    assert 7 == vba.count("Application.Volatile")
+    assert "place_order(" not in vba  # no cell function can place an order
+
+
+def test_reloading_the_udf_module_keeps_the_connection(
+    udfs: Any, excel: FakeExchange, tmp_path: Path
+) -> None:
+    """What "Import Python UDFs" does (reload the modules) makes no new connection."""
+    (tmp_path / "mybook_reload.py").write_text("from bfsync.excel.xlwings_udfs import *\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        user = importlib.import_module("mybook_reload")
+        first = user.BF_PRICE(SYMBOL)
+        threads = bfsync_threads()
+        importlib.reload(udfs)
+        user = importlib.reload(user)
+        again = user.BF_PRICE(SYMBOL)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("mybook_reload", None)
+
+    assert isinstance(first, float)
+    assert first == again
+    assert 1 == excel.total_connections
+    assert threads == bfsync_threads()
+
+
+class Cell:
+    """A stand-in for xlwings' Range over a cell or part of one row."""
+
+    def __init__(self, sheet: Sheet, first: tuple[int, int], last: Any) -> None:
+        self.sheet, self.first = sheet, first
+        self.last = last if last is not None else first
+
+    @property
+    def value(self) -> Any:
+        row, col = self.first
+        values = [self.sheet.cells.get((row, c)) for c in range(col, self.last[1] + 1)]
+        return values if len(values) > 1 else values[0]
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.sheet.cells[self.first] = value
+
+
+class Sheet:
+    """A stand-in for an xlwings Sheet: cells by (row, column), 1-based."""
+
+    def __init__(self, rows: list[list[Any]]) -> None:
+        self.cells = {(r, c): v for r, row in enumerate(rows, 1) for c, v in enumerate(row, 1)}
+
+    def range(self, first: tuple[int, int], last: Any = None) -> Cell:
+        return Cell(self, first, last)
+
+
+class Book:
+    """A stand-in for xlwings' Book with an active sheet and a selected row."""
+
+    def __init__(self, sheet: Sheet, selected_row: int) -> None:
+        self.sheets = type("Sheets", (), {"active": sheet})()
+        self.app = type("App", (), {"selection": type("Selection", (), {"row": selected_row})})()
+
+
+ORDER_SHEET = [
+    ["Symbol", "Side", "Type", "Quantity", "Price", "Confirm", "Result"],
+    ["BTCUSDT", "BUY", "LIMIT", 0.01, 45000.0, "YES", None],
+    ["BTCUSDT", "BUY", "LIMIT", 0.01, 45000.0, None, None],
+]
+
+
+def test_the_macro_places_the_selected_rows_order(udfs: Any, excel: FakeExchange) -> None:
+    """The macro's logic: the order of the selected row is placed, its id written back."""
+    sheet = Sheet(ORDER_SHEET)
+
+    outcome = udfs.place_order_from_selection(Book(sheet, 2))
+
+    [order] = excel.orders.values()
+    assert order["clientOrderId"] == outcome == sheet.cells[(2, 7)]
+
+
+def test_the_macro_writes_the_refusal_of_an_unconfirmed_row(udfs: Any, excel: FakeExchange) -> None:
+    """A row without confirmation gets the 'not confirmed' text; nothing is sent."""
+    sheet = Sheet(ORDER_SHEET)
+
+    udfs.place_order_from_selection(Book(sheet, 3))
+
+    assert sheet.cells[(3, 7)].startswith("#BF! not confirmed")
+    assert [] == excel.requests_for("order.place")
+
+
+def test_the_macro_on_the_header_row_sends_nothing(udfs: Any, excel: FakeExchange) -> None:
+    """With the header row selected, the macro explains and sends nothing."""
+    sheet = Sheet(ORDER_SHEET)
+
+    outcome = udfs.place_order_from_selection(Book(sheet, 1))
+
+    assert outcome.startswith("#BF! select a cell in an order row")
+    assert [] == excel.requests_for("order.place")
+
+
+def test_without_a_result_column_the_outcome_goes_after_the_header(
+    udfs: Any, excel: FakeExchange
+) -> None:
+    """No 'result' header: the outcome is written in the first column after the header."""
+    sheet = Sheet([row[:6] for row in ORDER_SHEET])
+
+    outcome = udfs.place_order_from_selection(Book(sheet, 2))
+
+    assert outcome == sheet.cells[(2, 7)]
+    assert 1 == len(excel.orders)
