@@ -398,11 +398,11 @@ def _failure(service: Optional[WebSocketService]) -> Optional[str]:
 
 
 def _reason(exc: BaseException) -> str:
-    """The useful part of a connection error: its cause when bfsync wrapped one."""
-    cause = exc.__cause__
+    """A connection error's text, with its cause when bfsync wrapped one and did not say it."""
     text = str(exc)
-    if cause is not None and str(cause):
-        text = f"{text.split(';')[0]}: {cause}" if str(cause) not in text else text.split(";")[0]
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text}: {cause}"
     return text
 
 
