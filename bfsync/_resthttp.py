@@ -19,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -156,8 +159,12 @@ class RestTransport:
         self._offset = clock_offset_ms
         self._limiter = limiter
         self._dispatcher = dispatcher
+        self._in_flight: weakref.WeakSet[Any] = weakref.WeakSet()  # urllib3 connections
         self._session: requests.Session = requests.Session()
         self._session.headers["User-Agent"] = "bfsync"
+        adapter = _tracking_adapter(self._in_flight, threading.Lock())
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._pool: Optional[_Pool] = None
         self._lock = threading.Lock()
         self._closed = False
@@ -196,6 +203,8 @@ class RestTransport:
         for attempt in range(attempts):
             try:
                 return self._send(call, params, client_order_id, symbol)
+            except requests.ConnectTimeout as exc:  # also a ConnectionError: nothing was sent
+                raise self._timeout_error(call, exc, client_order_id, symbol) from None
             except requests.ConnectionError as exc:
                 sent = not _before_sending(exc)
                 if attempt + 1 < attempts and not self._closed:
@@ -247,7 +256,12 @@ class RestTransport:
             pending = list(self._pending)
         if pool is not None:
             pool.stop()
-        self._session.close()  # cuts requests in flight on pooled connections
+        for connection in list(self._in_flight):  # a blocked read returns at once
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self._session.close()
         if pool is not None:
             pool.join(_CLOSE_WAIT)
         for future in pending:
@@ -369,8 +383,41 @@ class RestTransport:
         )
 
 
+def _tracking_adapter(in_flight: weakref.WeakSet[Any], lock: threading.Lock) -> Any:
+    """A ``requests`` adapter whose connections are in ``in_flight`` while in use."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _Tracking:
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            connection = super()._get_conn(timeout)  # type: ignore[misc]
+            with lock:
+                in_flight.add(connection)
+            return connection
+
+        def _put_conn(self, connection: Any) -> None:
+            if connection is not None:
+                with lock:
+                    in_flight.discard(connection)
+            super()._put_conn(connection)  # type: ignore[misc]
+
+    class _Http(_Tracking, HTTPConnectionPool):
+        pass
+
+    class _Https(_Tracking, HTTPSConnectionPool):
+        pass
+
+    adapter = HTTPAdapter()
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _Http, "https": _Https}
+    return adapter
+
+
 def _before_sending(exc: BaseException) -> bool:
     """Whether a ``requests.ConnectionError`` happened before anything was sent."""
+    import requests
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
     try:
         from urllib3.exceptions import NameResolutionError, NewConnectionError
     except ImportError:  # pragma: no cover - urllib3 < 2
@@ -393,6 +440,33 @@ def _before_sending(exc: BaseException) -> bool:
     return False
 
 
+_SECRET_PARAM = re.compile(r"(signature|listenKey)=[^&\s\"']*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of ``signature=`` and ``listenKey=`` hidden."""
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=<hidden>", text)
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact(str(exc))
     return text if len(text) <= 300 else text[:300] + "..."
+
+
+class _RedactUrls(logging.Filter):
+    """Hides signatures in urllib3's DEBUG lines, which show each request's URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "=" in a for a in args):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+        logger.addFilter(_RedactUrls())
+
+
+_install_redaction()

@@ -19,9 +19,12 @@ requests are recorded under that name too. What is simplified: ``docs/fake_excha
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import re
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -58,6 +61,7 @@ _INTERVAL_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d")
 _FUNDING_MS = 8 * 3_600_000
 _FUNDING_RATE = "0.00010000"
+_SECRET = re.compile(r"(signature|listenKey)=[^&\s\"']*")
 _MSG_CANCEL_ALL = "The operation of cancel all open order is done."
 
 
@@ -98,7 +102,7 @@ class RestServer:
         self._fx = fx
         self._host = host
         self._port = 0
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()
         self.session = Session(-1, 0)  # the REQUEST_WEIGHT window of the one "IP"
@@ -155,8 +159,7 @@ class RestServer:
 
     def start(self) -> None:
         """Bind (the same port again after a stop) and serve on a daemon thread."""
-        server = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
-        server.daemon_threads = True
+        server = _Server((self._host, self._port), _make_handler(self))
         self._port = server.server_address[1]
         self._stopping.clear()
         self._server = server
@@ -177,6 +180,7 @@ class RestServer:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_connections(timeout)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -601,6 +605,49 @@ class RestServer:
         return handle
 
 
+class _Server(ThreadingHTTPServer):
+    """Connection threads named ``bfsync-FakeExchange-rest-N``, cut and joined on close."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, threading.Thread] = {}
+        self._count = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._count += 1
+            thread = threading.Thread(
+                target=self._serve_one,
+                args=(request, client_address),
+                name=f"bfsync-FakeExchange-rest-{self._count}",
+                daemon=True,
+            )
+            self._open[request] = thread
+        thread.start()
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open.pop(request, None)
+
+    def close_connections(self, timeout: float) -> None:
+        """Cut every open connection and wait (at most ``timeout``) for its thread."""
+        with self._lock:
+            items = list(self._open.items())
+        for sock, _ in items:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for _, thread in items:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def _respond(
     http: BaseHTTPRequestHandler, status: int, payload: Any, headers: Mapping[str, str]
 ) -> None:
@@ -631,6 +678,6 @@ def _make_handler(server: RestServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
-            _LOG.debug("REST %s", format % args)
+            _LOG.debug("REST %s", _SECRET.sub(r"\1=<hidden>", format % args))
 
     return _Handler
