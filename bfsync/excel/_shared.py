@@ -66,6 +66,7 @@ PRIVATE_KEY_ENV = "BINANCE_PRIVATE_KEY"
 EXCEL_CONFIG_DEFAULTS: dict[str, Any] = {"connection_timeout": 10, "request_timeout": 10}
 
 _USABLE = (State.CONNECTED, State.LOGGED_IN)
+_REASON_LENGTH = 160  # leaves room in a cell's text for "(next attempt in N s)"
 
 
 class _Settings:
@@ -351,7 +352,8 @@ def _bring_up(entry: _Entry) -> WebSocketService:
     failed_at = entry.failed_at
     if failed_at is not None and now - failed_at < interval:
         why = entry.last_error or _failure(current) or "not connected"
-        raise ConnectionError(f"{why}; next attempt in {math.ceil(failed_at + interval - now)} s")
+        wait = math.ceil(failed_at + interval - now)
+        raise ConnectionError(f"{why} (next attempt in {wait} s)")
     if current is None:
         current = _make_service(entry.settings)  # no network: keys and config only
         entry.service = current
@@ -394,16 +396,24 @@ def _failure(service: Optional[WebSocketService]) -> Optional[str]:
     """Why a failed service's I/O thread gave up (best effort: the transport keeps it)."""
     transport = getattr(service, "_transport", None)
     failure = getattr(transport, "_failure", None)
-    return f"failed: {failure}" if failure is not None else None
+    return _trim(f"failed: {failure}") if failure is not None else None
 
 
 def _reason(exc: BaseException) -> str:
-    """A connection error's text, with its cause when bfsync wrapped one and did not say it."""
+    """
+    A connection error's text for a cell: with its cause when bfsync wrapped one, without
+    websocket-client's dump of the response headers, at most ``_REASON_LENGTH`` characters.
+    """
     text = str(exc)
     cause = exc.__cause__
     if cause is not None and str(cause) and str(cause) not in text:
         text = f"{text}: {cause}"
-    return text
+    return _trim(text)
+
+
+def _trim(text: str) -> str:
+    text = " ".join(text.split(" -+-+- ")[0].split())
+    return text if len(text) <= _REASON_LENGTH else text[: _REASON_LENGTH - 3] + "..."
 
 
 def _last(entry: _Entry) -> str:
