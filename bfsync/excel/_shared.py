@@ -110,7 +110,6 @@ class _Entry:
         self.last_error: Optional[str] = None
         self.failed_at: Optional[float] = None
         self.reconnecting_since: Optional[float] = None
-        self.connects = 0
 
 
 class _Registry:
@@ -123,7 +122,6 @@ class _Registry:
         self.errors = "value"
         self.ttl = 1.0
         self.reconnect_interval = 5.0
-        self.closed_at_exit = False
         atexit.register(self.close_all)
 
     def entry(self, name: str) -> _Entry:
@@ -181,7 +179,8 @@ def configure(
 
     Calling it again with the same arguments (a module reloaded by "Import Python UDFs")
     changes nothing and keeps the connection; different arguments close the service, and
-    the next call makes a new one with them. Never blocks on the network.
+    the next call makes a new one with them. Does not connect; closing a replaced service
+    takes at most a few seconds.
     """
     from ..config import Config
 
@@ -367,7 +366,6 @@ def _bring_up(entry: _Entry) -> WebSocketService:
         entry.last_error = _reason(exc)
         log.warning("shared service %r could not connect: %s", entry.name, entry.last_error)
         raise
-    entry.connects += 1
     entry.failed_at = None
     entry.last_error = None
     return current
