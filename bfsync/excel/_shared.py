@@ -277,8 +277,8 @@ def status(name: str = "default") -> str:
         return str(state)
     if entry.last_error is not None:
         return f"not connected: {entry.last_error}"
-    if state is State.FAILED:
-        return f"not connected: {_failure(current) or state}"
+    if state in (State.FAILED, State.CLOSED):
+        return f"not connected: {state} (the next call connects again)"
     return str(state)
 
 
@@ -350,7 +350,7 @@ def _bring_up(entry: _Entry) -> WebSocketService:
                 raise ConnectionError("reconnecting" + _last(entry))
     failed_at = entry.failed_at
     if failed_at is not None and now - failed_at < interval:
-        why = entry.last_error or _failure(current) or "not connected"
+        why = entry.last_error or "not connected"
         wait = math.ceil(failed_at + interval - now)
         raise ConnectionError(f"{why} (next attempt in {wait} s)")
     if current is None:
@@ -388,13 +388,6 @@ def _make_service(settings: _Settings) -> WebSocketService:
         merged.update(ws_url=TESTNET_WS_URL, rest_url=TESTNET_REST_URL)
     merged.update(settings.config or {})
     return WebSocketService(api_key, private_key, enable_validation=True, config=merged)
-
-
-def _failure(service: Optional[WebSocketService]) -> Optional[str]:
-    """Why a failed service's I/O thread gave up (best effort: the transport keeps it)."""
-    transport = getattr(service, "_transport", None)
-    failure = getattr(transport, "_failure", None)
-    return _trim(f"failed: {failure}") if failure is not None else None
 
 
 def _reason(exc: BaseException) -> str:
