@@ -631,7 +631,8 @@ xlwings.sub = udfs.xlsub
 @pytest.fixture
 def udfs() -> Any:
     """bfsync.excel.xlwings_udfs; these tests need the excel extra (xlwings) installed."""
-    return pytest.importorskip("bfsync.excel.xlwings_udfs", reason="xlwings is not installed")
+    pytest.importorskip("xlwings", reason="the excel extra (xlwings) is not installed")
+    return importlib.import_module("bfsync.excel.xlwings_udfs")
 
 
 def run(script: str) -> str:
