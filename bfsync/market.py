@@ -396,7 +396,8 @@ class MarketService:
             limit = self.config.connection_timeout + 1.0
             if not channel.opened.wait(limit) or channel.failure is not None:
                 cause = channel.failure
-                self.close()
+                self._teardown()
+                self._set_state(State.CLOSED)
                 raise ConnectionError(
                     f"cannot connect to {self.config.stream_url}{MARKET}: "
                     f"{cause or f'no connection within {limit:g} s'}"
