@@ -724,10 +724,14 @@ class IOThread:
             self._ops.popleft()(now)
 
     def _drain_wake(self) -> None:
-        self._wake_armed = False
         # One read: callers write a byte only when no wake-up is armed, so bytes are few.
         with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
             self._wake_r.recv(4096)
+        # Disarm only after the read: disarming first let a caller's byte, sent in between,
+        # be swallowed by this read while the flag stayed armed, and every later wake() was
+        # skipped (a lost wake-up). Callers queue before calling wake(), and every channel is
+        # served after this, so nothing queued before the disarm goes unseen.
+        self._wake_armed = False
 
     def _force_wake(self) -> None:
         with contextlib.suppress(OSError):
