@@ -49,6 +49,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from typing import Any, Callable, Optional
 
 from ._dispatch import Dispatcher
@@ -740,10 +741,10 @@ class MarketService:
         return future
 
     def _wait(self, future: Future[dict[str, Any]]) -> dict[str, Any]:
-        try:
-            return future.result(self.config.request_timeout + 2.0)
-        except TimeoutError:  # pragma: no cover - the I/O thread expires it first
-            raise RequestTimeoutError(f"no ack within {self.config.request_timeout} s") from None
+        done, _ = futures_wait([future], self.config.request_timeout + 2.0)
+        if not done:  # pragma: no cover - the I/O thread expires it first
+            raise RequestTimeoutError(f"no ack within {self.config.request_timeout} s")
+        return future.result()
 
     def _subscribe(self, names: list[str]) -> dict[str, Any]:
         self._check_open()
