@@ -50,6 +50,7 @@ log = logging.getLogger("bfsync.delivery")
 #: Events a lane holds for a slow consumer before it drops the oldest.
 DEFAULT_QUEUE_SIZE = 10_000
 
+_SHAPES = ("envelopes", "pairs", "payloads")
 _lane_numbers = itertools.count(1)
 _LOGGED_ERRORS = 10  # the first handler errors are logged in full; after them one in 1000
 
@@ -61,17 +62,19 @@ class DeliveryLane:
     Args:
         message_handler: called once per event on the lane's own thread; None for pull mode.
         queue_size: events held for a slow consumer (>= 1); beyond it the oldest are dropped.
-        envelopes: items given to ``put`` are combined-mode ``{"stream", "data"}`` envelopes:
-            ``latest`` is keyed by ``stream`` and holds ``data``; consumers get ``data``, or the
-            envelope when ``combined`` is true. When False, items are plain payloads, keyed
-            in ``latest`` by their ``latest_key`` field (``"e"``, the event type, by default).
-        combined: deliver envelopes rather than payloads (``envelopes`` only; may be changed
-            at any time, it applies from the next batch).
-        latest_key: see ``envelopes``.
+        shape: what ``put`` is given. ``"envelopes"``: combined-mode ``{"stream", "data"}``
+            dicts as decoded; ``"pairs"``: ``(stream, payload)`` tuples. For both, ``latest``
+            is keyed by stream name and holds the payload, and consumers get the payload, or
+            ``{"stream", "data"}`` when ``combined`` is true. ``"payloads"``: plain payloads
+            (a user stream), keyed in ``latest`` by their ``latest_key`` field.
+        combined: deliver ``{"stream", "data"}`` envelopes rather than payloads (not for
+            ``"payloads"``); may be changed at any time, it applies from the next batch.
+        latest_key: see ``shape``.
         name: the delivery thread's name (``bfsync-deliver-N`` by default).
 
     Raises:
-        ValueError: ``queue_size`` is not an int >= 1, or ``message_handler`` is not callable.
+        ValueError: ``queue_size`` is not an int >= 1, ``shape`` is unknown, or
+            ``message_handler`` is not callable.
     """
 
     def __init__(
@@ -79,7 +82,7 @@ class DeliveryLane:
         message_handler: Optional[Callable[[Any], object]] = None,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
-        envelopes: bool = True,
+        shape: str = "envelopes",
         combined: bool = False,
         latest_key: str = "e",
         name: Optional[str] = None,
@@ -91,7 +94,9 @@ class DeliveryLane:
         self.combined = combined
         self._handler = message_handler
         self._size = queue_size
-        self._envelopes = envelopes
+        if shape not in _SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(_SHAPES)}, got {shape!r}")
+        self._shape = shape
         self._latest_key = latest_key
         self._latest: dict[Any, Any] = {}
         self._cond = threading.Condition(threading.Lock())
@@ -131,17 +136,25 @@ class DeliveryLane:
         if not batch or self._closed:
             return
         latest = self._latest
+        shape = self._shape
         try:
-            if self._envelopes:
+            if shape == "envelopes":
                 for envelope in batch:
                     latest[envelope["stream"]] = envelope["data"]
                 items = batch if self.combined else [envelope["data"] for envelope in batch]
+            elif shape == "pairs":
+                for stream, payload in batch:
+                    latest[stream] = payload
+                if self.combined:
+                    items = [{"stream": stream, "data": payload} for stream, payload in batch]
+                else:
+                    items = [payload for _, payload in batch]
             else:
                 key = self._latest_key
                 for payload in batch:
                     latest[payload.get(key)] = payload
                 items = batch
-        except (KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError, ValueError):
             items = self._sort_out(batch)
         self._enqueue(items)
 
@@ -231,23 +244,26 @@ class DeliveryLane:
     # Private methods
 
     def _wrap(self, notice: dict[str, Any]) -> Any:
-        if self._envelopes and self.combined:
+        if self.combined and self._shape != "payloads":
             return {"stream": notice["e"], "data": notice}
         return notice
 
     def _sort_out(self, batch: Sequence[Any]) -> list[Any]:
         """The slow path of ``put``: keep the well-formed items, count the others."""
-        latest, items = self._latest, []
+        latest, items, shape = self._latest, [], self._shape
         for item in batch:
             try:
-                if self._envelopes:
-                    stream, data = item["stream"], item["data"]
-                    latest[stream] = data
-                    items.append(item if self.combined else data)
-                else:
+                if shape == "payloads":
                     latest[item.get(self._latest_key)] = item
                     items.append(item)
-            except (KeyError, TypeError, AttributeError):
+                    continue
+                if shape == "envelopes":
+                    stream, payload = item["stream"], item["data"]
+                else:
+                    stream, payload = item
+                latest[stream] = payload
+                items.append({"stream": stream, "data": payload} if self.combined else payload)
+            except (KeyError, TypeError, AttributeError, ValueError):
                 self._malformed += 1
         return items
 

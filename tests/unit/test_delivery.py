@@ -283,12 +283,32 @@ def test_malformed_items_are_counted_and_skipped() -> None:
 
 def test_plain_payloads_are_keyed_by_event_type() -> None:
     """envelopes=False (user stream): latest() is keyed by the "e" field."""
-    lane = DeliveryLane(envelopes=False)
+    lane = DeliveryLane(shape="payloads")
     lane.put([{"e": "ORDER_TRADE_UPDATE", "E": 1}, {"e": "ACCOUNT_UPDATE", "E": 2}])
 
     assert {"e": "ACCOUNT_UPDATE", "E": 2} == lane.latest("ACCOUNT_UPDATE")
     assert [1, 2] == [e["E"] for e in lane.events(timeout=0)]
     lane.close()
+
+
+def test_pairs_are_keyed_by_stream_and_delivered_as_payloads_or_envelopes() -> None:
+    """shape="pairs": (stream, payload) tuples; combined switches the delivered form."""
+    lane = DeliveryLane(shape="pairs")
+    lane.put([("btcusdt@aggTrade", {"a": 1}), ("ethusdt@aggTrade", {"a": 2}), ("bad",)])
+    lane.combined = True
+    lane.put([("btcusdt@aggTrade", {"a": 3})])
+
+    got = list(lane.events(timeout=0))
+
+    lane.close()
+    assert [{"a": 1}, {"a": 2}, {"stream": "btcusdt@aggTrade", "data": {"a": 3}}] == got
+    assert ({"a": 3}, 1) == (lane.latest("btcusdt@aggTrade"), lane.stats()["malformed"])
+
+
+def test_an_unknown_shape_is_refused() -> None:
+    """shape must be envelopes, pairs or payloads."""
+    with pytest.raises(ValueError, match="shape must be one of envelopes, pairs, payloads"):
+        DeliveryLane(shape="frames")
 
 
 @pytest.mark.parametrize("size", [0, -1, 1.5, True, "10"])
