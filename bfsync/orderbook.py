@@ -72,6 +72,9 @@ DEFAULT_MAX_BUFFER = 5000
 
 Level = tuple[Decimal, Decimal]
 
+_ZERO = Decimal(0)
+_EXACT = (str, int)
+
 
 class BookPhase(enum.Enum):
     """Where a ``BookState`` is in the procedure."""
@@ -173,10 +176,12 @@ def _levels(data: Mapping[str, Any], key: str) -> list[Level]:
     levels = []
     try:
         for price, qty in raw:
-            if isinstance(price, (float, bool)) or isinstance(qty, (float, bool)):
-                raise ValueError  # a float is not exact: Binance sends strings
+            # Binance sends strings; a float would not be exact (and a bool is no number).
+            if type(price) not in _EXACT or type(qty) not in _EXACT:
+                raise ValueError
             p, q = Decimal(price), Decimal(qty)
-            if not (p.is_finite() and q.is_finite()) or p <= 0 or q < 0:
+            # NaN raises in a comparison; the order keeps the common case to two compares.
+            if not (p > _ZERO and q >= _ZERO and p.is_finite() and q.is_finite()):
                 raise ValueError
             levels.append((p, q))
     except (TypeError, ValueError, InvalidOperation):
