@@ -24,7 +24,8 @@ I/O thread. A ws-fapi ``depth`` call works the same way when a ``WebSocketServic
     OrderBook("BTCUSDT", lambda symbol, limit: ws.get_depth(symbol, limit))
 
 State changes can be reported in line with the stream through ``on_notice``, which is called
-(outside the book's lock, from the feeding thread or the worker) with keyword arguments:
+with keyword arguments, in the order the changes happened, outside the book's lock (from the
+feeding thread or the worker, one call at a time):
 ``symbol`` and ``status`` (``"synced"`` with ``lastUpdateId``; ``"out_of_sync"`` with
 ``reason``: ``"gap"``, ``"crossed"``, ``"stale_snapshot"``, ``"malformed"`` or the reason given to
 ``invalidate()``; ``"snapshot_failed"`` with ``error`` and ``retry_in`` seconds). A market
@@ -38,6 +39,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -147,6 +149,8 @@ class OrderBook:
             0,
         )
         self._last_error: Optional[BaseException] = None
+        self._notices: deque[dict[str, Any]] = deque()
+        self._notice_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name=f"bfsync-book-{self.symbol}", daemon=True
         )
@@ -279,7 +283,6 @@ class OrderBook:
                 self._counters["malformed"] += 1
             self.invalidate("malformed")
             return BookOutcome.DROPPED
-        notice: Optional[dict[str, Any]] = None
         with self._cond:
             if self._closed:
                 return BookOutcome.DROPPED
@@ -290,15 +293,15 @@ class OrderBook:
             if outcome is BookOutcome.DROPPED:
                 self._counters["dropped"] += 1
             elif outcome in RESYNC_OUTCOMES:
-                notice = self._left_sync(outcome, was_synced, was_loaded)
+                self._left_sync(outcome, was_synced, was_loaded)
                 self._cond.notify_all()
             elif outcome is BookOutcome.BUFFERED:
                 if self._state.buffered == 1:
                     self._cond.notify_all()  # the worker may fetch now
             elif not was_synced:  # APPLIED: the bridge has come
-                notice = self._now_synced()
-        if notice is not None:
-            self._notify(notice)
+                self._now_synced()
+        if self._notices:
+            self._flush_notices()
         return outcome
 
     def invalidate(self, reason: str = "invalidated") -> None:
@@ -315,9 +318,10 @@ class OrderBook:
             self._reason = reason
             if was_loaded:
                 self._counters["resyncs"] += 1
+            if was_synced:
+                self._notice({"status": "out_of_sync", "reason": reason})
             self._cond.notify_all()
-        if was_synced:
-            self._notify({"status": "out_of_sync", "reason": reason})
+        self._flush_notices()
 
     def close(self, timeout: float = 1.0) -> None:
         """
@@ -343,10 +347,8 @@ class OrderBook:
                 symbol=self.symbol,
             )
 
-    def _left_sync(
-        self, outcome: BookOutcome, was_synced: bool, was_loaded: bool
-    ) -> Optional[dict[str, Any]]:
-        """Count a RESYNC outcome (lock held); the notice to send when sync was lost."""
+    def _left_sync(self, outcome: BookOutcome, was_synced: bool, was_loaded: bool) -> None:
+        """Lock held: count a RESYNC outcome, and queue a notice if sync was lost."""
         reason = _REASONS[outcome]
         self._reason = f"resyncing after {reason.replace('_', ' ')}"
         key = {"gap": "gaps", "crossed": "crossed", "stale_snapshot": "stale_snapshots"}[reason]
@@ -358,24 +360,41 @@ class OrderBook:
         elif outcome is BookOutcome.CROSSED:
             log.warning("order book %s: crossed (bid >= ask); resyncing", self.symbol)
         if was_synced:
-            return {"status": "out_of_sync", "reason": reason}
-        return None
+            self._notice({"status": "out_of_sync", "reason": reason})
 
-    def _now_synced(self) -> dict[str, Any]:
+    def _now_synced(self) -> None:
         """Lock held: the book has just become synced."""
         self._reason = "synced"
         self._last_error = None
+        self._notice({"status": "synced", "lastUpdateId": self._state.last_update_id})
         self._cond.notify_all()
-        return {"status": "synced", "lastUpdateId": self._state.last_update_id}
 
-    def _notify(self, fields: dict[str, Any]) -> None:
+    def _notice(self, fields: dict[str, Any]) -> None:
+        """Lock held: queue a notice; ``_flush_notices`` sends it once the lock is released."""
+        if self._on_notice is not None:
+            self._notices.append(fields)
+
+    def _flush_notices(self) -> None:
+        """
+        Send the queued notices in the order they were queued, without the book's lock.
+
+        Whichever thread gets ``_notice_lock`` sends everything queued; a thread that does not
+        get it leaves its notice to the holder, which releases the lock only while holding the
+        book's lock with the queue empty, so no notice is left behind and none waits for a
+        slow callback on another thread.
+        """
         callback = self._on_notice
-        if callback is None:
-            return
-        try:
-            callback(symbol=self.symbol, **fields)
-        except Exception:
-            log.exception("order book %s: on_notice raised", self.symbol)
+        while callback is not None and self._notice_lock.acquire(blocking=False):
+            while True:
+                with self._cond:
+                    if not self._notices:
+                        self._notice_lock.release()
+                        return
+                    fields = self._notices.popleft()
+                try:
+                    callback(symbol=self.symbol, **fields)
+                except Exception:
+                    log.exception("order book %s: on_notice raised", self.symbol)
 
     def _run(self) -> None:
         """The worker: fetch a snapshot whenever one is needed and diffs are buffered."""
@@ -405,6 +424,13 @@ class OrderBook:
                 with cond:
                     self._counters["snapshot_failures"] += 1
                     self._last_error = exc
+                    self._notice(
+                        {
+                            "status": "snapshot_failed",
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "retry_in": delay,
+                        }
+                    )
                 log.warning(
                     "order book %s: snapshot failed (%s: %s); retrying in %.1f s",
                     self.symbol,
@@ -412,15 +438,8 @@ class OrderBook:
                     exc,
                     delay,
                 )
-                self._notify(
-                    {
-                        "status": "snapshot_failed",
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "retry_in": delay,
-                    }
-                )
+                self._flush_notices()
                 continue
-            notice: Optional[dict[str, Any]] = None
             with cond:
                 if self._closed:
                     return
@@ -428,7 +447,7 @@ class OrderBook:
                 outcome = state.on_snapshot(snapshot)
                 if outcome is BookOutcome.APPLIED:
                     failures = 0
-                    notice = self._now_synced()
+                    self._now_synced()
                 elif outcome is BookOutcome.LOADED:
                     failures = 0
                     self._reason = "snapshot loaded, waiting for the depth event that bridges it"
@@ -437,8 +456,7 @@ class OrderBook:
                     not_before = max(not_before, time.monotonic() + self._backoff(failures))
                     self._left_sync(outcome, was_synced=False, was_loaded=False)
                 cond.notify_all()
-            if notice is not None:
-                self._notify(notice)
+            self._flush_notices()
 
     def _backoff(self, failures: int) -> float:
         return min(self._max_retry_delay, self._retry_delay * 2.0 ** max(failures - 1, 0))
