@@ -46,12 +46,12 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from typing import Any, Callable, Optional
 
+from ._delivery import DeliveryLane
 from ._dispatch import Dispatcher
 from ._iothread import ChannelBase, IOThread, LinkView, Outgoing
 from ._policy import LinkPolicy
@@ -64,6 +64,7 @@ from .exceptions import (
     RequestError,
     RequestTimeoutError,
 )
+from .livebook import OrderBook, SnapshotFetcher, rest_snapshot_fetcher
 from .transport import State
 
 __all__ = ["GAP", "STALE", "MarketService"]
@@ -73,56 +74,7 @@ log = logging.getLogger("bfsync.market")
 GAP = "bfsync.gap"
 STALE = "bfsync.stale"
 _numbers = itertools.count(1)
-_STOP = object()
 Handler = Callable[[dict[str, Any]], object]
-
-
-class _Lane:
-    """
-    The bounded queue between the I/O thread and the consumer: ``put`` never blocks (the
-    oldest item is dropped and counted when full); items leave in batches.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: deque[tuple[str, Any]] = deque()
-        self.cond = threading.Condition(threading.Lock())
-        self.closed = False
-        self.dropped = 0
-        self.waiting = False
-
-    def put(self, batch: list[tuple[str, Any]]) -> None:
-        with self.cond:
-            if self.closed:
-                return
-            items = self.items
-            items.extend(batch)
-            over = len(items) - self.size
-            if over > 0:
-                self.dropped += over
-                for _ in range(over):
-                    items.popleft()
-            if self.waiting:
-                self.cond.notify()
-
-    def take(self, timeout: Optional[float]) -> Optional[deque[tuple[str, Any]]]:
-        """Every queued item; an empty deque after ``timeout``; ``None`` once closed."""
-        with self.cond:
-            if not self.items and not self.closed:
-                self.waiting = True
-                try:
-                    self.cond.wait(timeout)
-                finally:
-                    self.waiting = False
-            if self.items:
-                items, self.items = self.items, deque()
-                return items
-            return None if self.closed else deque()
-
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
 
 
 class _ShardChannel(ChannelBase):
@@ -193,17 +145,19 @@ class _ShardChannel(ChannelBase):
         admitted = self.handover.admit(stream, payload, link != self.current)
         if not admitted:
             return
-        latest = service._latest
         silence = service._silence
         recovered = False
-        for name, item in admitted:
-            latest[name] = item
+        for name, _ in admitted:
             recovered |= silence.hear(name, now)
         book = service._books.get(stream)
         if book is not None:
             for _, item in admitted:
-                book.feed(item)
-        self.batch.extend(admitted)
+                try:
+                    book.feed(item)
+                except Exception:  # pragma: no cover - feed counts bad diffs itself
+                    log.exception("%s: the order book of %s failed on a diff", self.name, stream)
+        if stream not in service._book_only:
+            self.batch.extend(admitted)
         if recovered:
             service._check_stale(now)
 
@@ -307,21 +261,18 @@ class MarketService:
         self.reconnects = 0
         self.rotations = 0
         self.gaps = 0
-        self._handler_errors = 0
         self._lock = threading.RLock()
         self._connect_lock = threading.Lock()
         self._io: Optional[IOThread] = None
         self._channels: dict[int, _ShardChannel] = {}
-        self._lane = _Lane(self.config.queue_size)
+        self._lane = DeliveryLane(None, queue_size=self.config.queue_size, shape="pairs")
         self._lane.close()
-        self._latest: dict[str, Any] = {}
-        self._books: dict[str, Any] = {}
+        self._books: dict[str, OrderBook] = {}
+        self._book_only: set[str] = set()  # depth streams held for a book, not for the user
         self._silence = Silence(self.config.stale_after)
-        self._combined = False
         self._state = State.CLOSED
         self._failure: Optional[BaseException] = None
         self._dispatcher = Dispatcher("bfsync-dispatch")
-        self._worker: Optional[threading.Thread] = None
         self._finalizer: Optional[weakref.finalize[Any, Any]] = None
 
     def __repr__(self) -> str:
@@ -353,7 +304,7 @@ class MarketService:
     @property
     def handler_errors(self) -> int:
         """How many times ``message_handler`` raised."""
-        return self._handler_errors
+        return self._lane.handler_errors
 
     @property
     def stale_streams(self) -> frozenset[str]:
@@ -375,22 +326,18 @@ class MarketService:
                 return
             self._teardown()
             self._io = IOThread("bfsync-io")
-            self._lane = _Lane(self.config.queue_size)
+            self._lane = DeliveryLane(
+                self.message_handler,
+                queue_size=self.config.queue_size,
+                shape="pairs",
+                name=f"bfsync-market-{next(_numbers)}",
+            )
             self._channels = {}
-            self._combined = False
-            self._latest = {}
             self._books = {}
+            self._book_only = set()
             self._silence = Silence(self.config.stale_after)
             self._failure = None
             self._set_state(State.CONNECTING)
-            if self.message_handler is not None:
-                self._worker = threading.Thread(
-                    target=self._deliver,
-                    args=(self._lane, self.message_handler),
-                    name=f"bfsync-market-{next(_numbers)}",
-                    daemon=True,
-                )
-                self._worker.start()
             self._finalizer = weakref.finalize(self, _stop, self._io, self._lane)
             with self._lock:
                 channel = self._add_shard(MARKET, 1)
@@ -427,9 +374,6 @@ class MarketService:
         for book in list(self._books.values()):
             with contextlib.suppress(Exception):
                 book.close()
-        worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(1.0)
 
     # Subscriptions
 
@@ -488,7 +432,7 @@ class MarketService:
                 raise ValueError(
                     f"set_property('combined', value): value must be a bool, not {value!r}"
                 )
-            self._combined = value
+            self._lane.combined = value
             return {"result": None, "id": None}
         return self._wait(self._send(self._first_shard(), "SET_PROPERTY", [name, value]))
 
@@ -496,7 +440,7 @@ class MarketService:
         """The value of a property (``combined``: what ``set_property`` set)."""
         self._check_open()
         if name == "combined":
-            return self._combined
+            return self._lane.combined
         return self._wait(self._send(self._first_shard(), "GET_PROPERTY", [name])).get("result")
 
     # Delivery
@@ -509,29 +453,65 @@ class MarketService:
         Raises:
             RuntimeError: a ``message_handler`` takes the events.
         """
-        if self.message_handler is not None:
-            raise RuntimeError("events() is for services without a message_handler")
-        lane = self._lane
-        while True:
-            items = lane.take(timeout)
-            if items is None:
-                return
-            if not items:
-                return
-            combined = self._combined
-            for stream, payload in items:
-                yield {"stream": stream, "data": payload} if combined else payload
+        return self._lane.events(timeout)
 
     def latest(self, stream: str) -> Optional[Any]:
         """The last payload of ``stream`` (e.g. ``"btcusdt@bookTicker"``), or ``None``."""
+        return self._lane.latest(canonical(stream, "stream"))
+
+    def order_book(
+        self,
+        symbol: str,
+        depth: int = 1000,
+        *,
+        update_speed: int = 100,
+        fetch_snapshot: Optional[SnapshotFetcher] = None,
+    ) -> OrderBook:
+        """
+        A local order book of ``symbol``, kept in sync from ``<s>@depth@<update_speed>ms``
+        diffs and snapshots (reference §7.3; see ``docs/order_book.md``).
+
+        The diffs feed the book on arrival, before (and whatever) the event queue: a slow
+        consumer never puts the book out of sync. They reach ``events()`` or the handler only
+        if the caller subscribed that stream too. Snapshots come from ``fetch_snapshot``
+        (``(symbol, limit) -> dict``), by default REST ``GET {rest_url}/fapi/v1/depth``
+        (no key needed; bounded by ``request_timeout``), on the book's own thread. After a
+        reconnection the book resyncs by itself. A second call for the same symbol and speed
+        returns the same book. The stream stays subscribed until the service is closed.
+
+        Returns once the server has acked the depth subscription (the book syncs after:
+        ``wait_synced(timeout)``).
+
+        Raises:
+            ValueError: a bad ``symbol``, ``depth`` or ``update_speed``, in this thread.
+            RequestError, ConnectionError: as ``subscribe``.
+        """
+        self._check_open()
+        (stream,) = names_for("diff_book_depth", symbols=[symbol], update_speed=update_speed)
+        with self._lock:
+            book = self._books.get(stream)
+            if book is not None and not book.closed:
+                return book
+        fetcher = fetch_snapshot or rest_snapshot_fetcher(
+            self.config.rest_url, timeout=float(self.config.request_timeout)
+        )
+        lane = self._lane
+        book = OrderBook(
+            symbol, fetcher, depth=depth, on_notice=lambda **fields: lane.signal("book", **fields)
+        )
+        with self._lock:
+            if not any(c.shard.serves(stream) for c in self._channels.values()):
+                self._book_only.add(stream)
+            self._books[stream] = book
         try:
-            name = canonical(stream, "stream")
-        except ValueError:
-            if stream in (GAP, STALE):
-                name = stream
-            else:
-                raise
-        return self._latest.get(name)
+            self._subscribe([stream], for_user=False)
+        except BaseException:
+            with self._lock:
+                if self._books.get(stream) is book:
+                    del self._books[stream]
+            book.close()
+            raise
+        return book
 
     # The twenty pairs of binance-futures-async
 
@@ -746,11 +726,13 @@ class MarketService:
             raise RequestTimeoutError(f"no ack within {self.config.request_timeout} s")
         return future.result()
 
-    def _subscribe(self, names: list[str]) -> dict[str, Any]:
+    def _subscribe(self, names: list[str], for_user: bool = True) -> dict[str, Any]:
         self._check_open()
         futures = []
         deadline = time.monotonic() + self.config.request_timeout
         with self._lock:
+            if for_user:
+                self._book_only.difference_update(names)
             shards = [c.shard for c in self._channels.values()]
             assignment, _ = plan(shards, route, names)
             for number in sorted(assignment):
@@ -791,6 +773,9 @@ class MarketService:
         futures = []
         deadline = time.monotonic() + self.config.request_timeout
         with self._lock:
+            kept = [n for n in names if n in self._books and not self._books[n].closed]
+            self._book_only.update(kept)  # an order book still reads them: keep them held
+            names = [n for n in names if n not in kept]
             for channel in self._channels.values():
                 shard = channel.shard
                 mine = [n for n in names if shard.serves(n)]
@@ -804,20 +789,6 @@ class MarketService:
         if io is not None:
             io.wake()
         return self._wait_all(futures)
-
-    def _deliver(self, lane: _Lane, handler: Handler) -> None:
-        """The handler thread: every event, in order; an exception is logged and counted."""
-        while True:
-            items = lane.take(None)
-            if items is None:
-                return
-            combined = self._combined
-            for stream, payload in items:
-                try:
-                    handler({"stream": stream, "data": payload} if combined else payload)
-                except Exception:
-                    self._handler_errors += 1
-                    log.exception("the message handler raised (event of %s)", stream)
 
     # Private methods (I/O thread)
 
@@ -840,22 +811,18 @@ class MarketService:
 
     def _gap(self, streams: list[str], reason: str) -> None:
         self.gaps += 1
-        event = {"e": GAP, "E": int(time.time() * 1000), "reason": reason, "streams": streams}
-        self._latest[GAP] = event
+        self._lane.signal("gap", streams=streams, reason=reason)
         for stream in streams:
             book = self._books.get(stream)
             if book is not None:
                 with contextlib.suppress(Exception):
-                    book.gap()
-        self._lane.put([(GAP, event)])
+                    book.invalidate("reconnected")
 
     def _check_stale(self, now: float) -> None:
         changed = self._silence.check(now)
         if changed is None:
             return
-        event = {"e": STALE, "E": int(time.time() * 1000), "streams": sorted(changed)}
-        self._latest[STALE] = event
-        self._lane.put([(STALE, event)])
+        self._lane.signal("stale", streams=sorted(changed))
         self._update_state()
 
     def _channel_closed(
@@ -921,7 +888,7 @@ def _settler(future: Future[dict[str, Any]]) -> Callable[[Any, Any], None]:
     return settle
 
 
-def _stop(io: IOThread, lane: _Lane) -> None:
+def _stop(io: IOThread, lane: DeliveryLane) -> None:
     """A service dropped without close(): stop its threads."""
     io.close()
     lane.close()

@@ -17,7 +17,7 @@ from bfsync.testing import FakeExchange
 from tests.timing import scaled
 from tests.unit.test_streamnames import PAIRS
 
-MARKET_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-market", "bfsync-connect")
+MARKET_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-market", "bfsync-connect", "bfsync-book")
 
 
 def market_threads() -> list[str]:
@@ -243,7 +243,8 @@ def test_a_silent_stream_is_reported_stale_and_then_fresh(
     try:
         wait_for(lambda: ms.state == State.STALE)
         assert frozenset({"ethusdt@aggTrade"}) == ms.stale_streams
-        assert ["ethusdt@aggTrade"] == ms.latest(STALE)["streams"]
+        stale = [e for e in ms.events(timeout=0) if e["e"] == STALE]
+        assert [["ethusdt@aggTrade"]] == [e["streams"] for e in stale]
         fx.publish_agg_trade("ETHUSDT")
         wait_for(lambda: ms.state == State.CONNECTED)
     finally:
@@ -282,7 +283,10 @@ def test_a_slow_consumer_loses_the_oldest_and_latest_stays_current(
     ms.subscribe_aggregate_trade(["BTCUSDT"])
     sent = [fx.publish_agg_trade("BTCUSDT") for _ in range(100)]
     wait_for(lambda: ms.latest("btcusdt@aggTrade") == sent[-1])
-    assert sent[-10:] == list(ms.events(timeout=scaled(0.3)))
+    got = list(ms.events(timeout=scaled(0.3)))
+    assert "bfsync.dropped" == got[0]["e"]
+    assert (90, 90) == (got[0]["count"], got[0]["total"])
+    assert sent[-10:] == got[1:]
     assert 90 == ms.dropped
 
 
