@@ -358,3 +358,133 @@ def test_the_context_manager_closes(make_market: Callable[..., MarketService]) -
     with make_market() as ms:
         assert State.CONNECTED == ms.state
     assert State.CLOSED == ms.state
+
+
+# The local order book
+
+
+@pytest.fixture
+def ws_depth(fx: FakeExchange) -> Iterator[Callable[[str, int], dict[str, Any]]]:
+    """A snapshot fetcher over a real ws-fapi socket (``depth``), for the book's worker."""
+    from tests.integration.rawclient import Client
+
+    client = Client(fx.url)
+    lock = threading.Lock()
+
+    def fetch(symbol: str, limit: int) -> dict[str, Any]:
+        with lock:
+            reply = client.call("depth", {"symbol": symbol, "limit": limit})
+        assert 200 == reply["status"]
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    yield fetch
+    client.close()
+
+
+def ticks_until(fx: FakeExchange, done: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Publish depth diffs (alternating a bid quantity) until ``done()``; bounded."""
+    end = time.monotonic() + scaled(seconds)
+    i = 0
+    while not done():
+        if time.monotonic() > end:
+            raise AssertionError(f"not done within {scaled(seconds)} s")
+        i += 1
+        fx.publish_depth("BTCUSDT", bids=[("49999.00", f"{1 + i % 5}")])
+        time.sleep(0.01)
+
+
+def matches_the_fake(fx: FakeExchange, book: Any, n: int = 20) -> bool:
+    """The book's top n levels equal the fake's own book at the same update id."""
+    from decimal import Decimal
+
+    snap = fx.depth_snapshot("BTCUSDT", 20)
+    update_id, bids, asks = book.levels(n)
+    if update_id != snap["lastUpdateId"]:
+        return False
+    want_bids = [(Decimal(p), Decimal(q)) for p, q in snap["bids"][:n]]
+    want_asks = [(Decimal(p), Decimal(q)) for p, q in snap["asks"][:n]]
+    return bool(want_bids == bids and want_asks == asks)
+
+
+def test_the_order_book_syncs_and_matches_the_fakes_book(
+    fx: FakeExchange,
+    make_market: Callable[..., MarketService],
+    ws_depth: Callable[[str, int], dict[str, Any]],
+) -> None:
+    """order_book() subscribes the diffs, syncs from a snapshot and equals the fake's book."""
+    ms = make_market()
+    book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
+    assert book is ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
+    assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
+    ticks_until(fx, lambda: book.synced)
+    fx.publish_depth("BTCUSDT", bids=[("49999.90", "0")], asks=[("50000.05", "3")])
+    wait_for(lambda: matches_the_fake(fx, book))
+    events = list(ms.events(timeout=scaled(0.3)))
+    assert [] == [e for e in events if e.get("e") == "depthUpdate"]  # not the caller's stream
+    assert ["synced"] == [e["status"] for e in events if e.get("e") == "bfsync.book"]
+
+
+def test_the_order_book_resyncs_after_a_gap_in_the_diffs(
+    fx: FakeExchange,
+    make_market: Callable[..., MarketService],
+    ws_depth: Callable[[str, int], dict[str, Any]],
+) -> None:
+    """A lost diff breaks the pu chain: the book goes out of sync, then resyncs by itself."""
+    ms = make_market()
+    book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
+    ticks_until(fx, lambda: book.synced)
+    fx.depth_gap("BTCUSDT", bids=[("49998.00", "7")])
+    ticks_until(fx, lambda: book.gaps >= 1)
+    ticks_until(fx, lambda: book.synced)
+    fx.publish_depth("BTCUSDT", asks=[("50000.20", "0")])
+    wait_for(lambda: matches_the_fake(fx, book))
+
+
+def test_the_order_book_resyncs_after_a_reconnection(
+    fx: FakeExchange,
+    make_market: Callable[..., MarketService],
+    ws_depth: Callable[[str, int], dict[str, Any]],
+) -> None:
+    """Diffs lost while the route was down: the gap invalidates the book; it resyncs."""
+    ms = make_market()
+    ms.subscribe_diff_book_depth(["BTCUSDT"], update_speed=100)
+    book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
+    ticks_until(fx, lambda: book.synced)
+    fx.drop_stream_connections("public")
+    fx.depth_gap("BTCUSDT", asks=[("50000.10", "9")])  # published while nobody listens
+    wait_for(lambda: ms.reconnects == 1)
+    ticks_until(fx, lambda: book.synced and matches_the_fake(fx, book))
+    kinds = [e.get("e") for e in ms.events(timeout=scaled(0.3))]
+    assert GAP in kinds
+    assert "depthUpdate" in kinds  # the caller subscribed that stream too
+
+
+def test_unsubscribing_a_books_stream_keeps_the_book_fed(
+    fx: FakeExchange,
+    make_market: Callable[..., MarketService],
+    ws_depth: Callable[[str, int], dict[str, Any]],
+) -> None:
+    """The caller's unsubscribe of a stream a book reads stops delivery, not the book."""
+    ms = make_market()
+    ms.subscribe(["btcusdt@depth@100ms"])
+    book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
+    ms.unsubscribe(["btcusdt@depth@100ms"])
+    assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
+    list(ms.events(timeout=0))
+    ticks_until(fx, lambda: book.synced)
+    assert [] == [e for e in ms.events(timeout=scaled(0.2)) if e.get("e") == "depthUpdate"]
+
+
+def test_order_book_arguments_are_checked_in_the_callers_thread(
+    make_market: Callable[..., MarketService],
+) -> None:
+    """A bad symbol, depth or speed raises ValueError before anything is sent."""
+    ms = make_market()
+    with pytest.raises(ValueError, match="symbols"):
+        ms.order_book("BTC USDT")
+    with pytest.raises(ValueError, match="update_speed"):
+        ms.order_book("BTCUSDT", update_speed=42)
+    with pytest.raises(ValueError, match="depth"):
+        ms.order_book("BTCUSDT", depth=0)
+    assert [] == ms.list_subscriptions()
