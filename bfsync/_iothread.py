@@ -726,10 +726,14 @@ class IOThread:
             self._ops.popleft()(now)
 
     def _drain_wake(self) -> None:
-        self._wake_armed = False
         # One read: callers write a byte only when no wake-up is armed, so bytes are few.
+        # Read first, disarm after: a caller that found the flag still armed in between has
+        # queued its work before we look at the queues (after this), so nothing is missed;
+        # disarming first would let that caller's byte be swallowed here and the next caller
+        # (seeing the flag armed) sleep until a timeout.
         with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
             self._wake_r.recv(4096)
+        self._wake_armed = False
 
     def _force_wake(self) -> None:
         with contextlib.suppress(OSError):
