@@ -197,6 +197,12 @@ class WebSocketService:
         """
         with self._connect_lock:
             current = self._transport
+            if current is not None and current.forked:
+                # A child of os.fork(): the parent's threads are not here, its sockets are
+                # not ours to close. Start afresh.
+                current.close()
+                current = self._transport = None
+                self._dispatcher = Dispatcher("bfsync-dispatch")
             if current is not None and current.state not in (State.CLOSED, State.FAILED):
                 return
             if current is not None:

@@ -804,11 +804,12 @@ class FakeExchange:
             raise ValueError(f"kind must be one of {', '.join(_GARBAGE_KINDS)}; got {kind!r}")
         return self.push(data)
 
-    def push(self, data: Union[str, bytes]) -> int:
+    def push(self, data: Union[str, bytes], text: bool = False) -> int:
         """
         Send ``data`` as one frame (``str``: text, ``bytes``: binary) to every open connection
         now, unasked; returns how many got it. On return the frame has been handed to each
-        socket (a stalled connection gets it when its stall ends).
+        socket (a stalled connection gets it when its stall ends). ``text=True`` sends
+        ``bytes`` as a text frame as they are, even if they are not valid UTF-8 (websockets 14+).
         """
         if not isinstance(data, (str, bytes)):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
@@ -817,7 +818,7 @@ class FakeExchange:
             return 0
         if threading.current_thread() is self._thread:
             raise RuntimeError("push() cannot be called from the server thread")
-        future = asyncio.run_coroutine_threadsafe(self._push(data), loop)
+        future = asyncio.run_coroutine_threadsafe(self._push(data, text), loop)
         return future.result(_STOP_TIMEOUT)
 
     def clear_faults(self) -> None:
@@ -835,14 +836,17 @@ class FakeExchange:
             self._garbage_ids += 1
             return self._garbage_ids
 
-    async def _push(self, data: Union[str, bytes]) -> int:
+    async def _push(self, data: Union[str, bytes], text: bool = False) -> int:
         targets = [c for c in self._snapshot() if c.ws.state is State.OPEN and not c.discarded]
         for connection in targets:
             if connection.stalled:
                 self._track(connection, self._send(connection, data, 0.0, 1))
             else:
                 with contextlib.suppress(ConnectionClosed):
-                    await connection.ws.send(data)
+                    if text and isinstance(data, bytes):
+                        await connection.ws.send(data, text=True)
+                    else:
+                        await connection.ws.send(data)
         return len(targets)
 
     def _in_loop(self, fn: Callable[[], T], default: T) -> T:
