@@ -533,8 +533,29 @@ class FakeExchange:
         with self._cond:
             self._exchange.add_rule(self._exchange.withholds, method, True, times)
 
+    def fail_after_processing(
+        self,
+        method: str,
+        status: int = 503,
+        code: Optional[int] = None,
+        times: Optional[int] = 1,
+        msg: Optional[str] = None,
+    ) -> None:
+        """
+        Handle the next ``times`` requests of ``method`` (``None``: all) as usual (an order is
+        placed) but answer ``{"status": status, "error": {"code": code, "msg": ...}}`` instead of
+        the result: Binance's "execution status unknown" (status 5xx, or code -1006 / -1007).
+        ``code=None`` leaves ``code`` out of the error. A scripted or withheld request does not
+        use it up; a delay applies to it.
+
+        Raises:
+            ValueError: ``status`` not in 400-599, ``code`` not an int, bad ``times``.
+        """
+        with self._cond:
+            self._exchange.add_failure(method, status, code, msg, times)
+
     def clear_scripts(self) -> None:
-        """Forget every ``script``, ``delay`` and ``withhold`` not yet used up."""
+        """Forget every ``script``, ``delay``, ``withhold`` and ``fail_after_processing`` left."""
         with self._cond:
             self._exchange.clear_scripts()
 
