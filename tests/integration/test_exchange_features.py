@@ -49,7 +49,7 @@ def test_order_status_modify_cancel(make_service: MakeService) -> None:
 
     assert ["NEW", "NEW"] == [r["result"]["status"] for r in status]
     assert "0.004" == modified["result"]["origQty"]
-    assert "40000.2" == modified_again["result"]["price"]
+    assert "40000.20" == modified_again["result"]["price"]
     assert "CANCELED" == cancelled["result"]["status"]
     with pytest.raises(RequestError) as info:
         ws.cancel_order(wait_for_response=False, symbol="BTCUSDT", orderId=order_id).result(5)
