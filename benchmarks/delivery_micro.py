@@ -10,6 +10,9 @@ thread does, and hands them over; the figure is events/s until the consumer has 
 - ``lane events() bN``: the same, consumed by ``for event in lane.events()``.
 - ``lane only bN``: frames decoded beforehand: only the lane's own cost.
 
+CPU µs/event counts every thread (``time.process_time``); it varies less than events/s when
+the machine is shared.
+
 Run: ``python benchmarks/delivery_micro.py [--n 200000] [--repeat 3]`` (prints medians).
 """
 
@@ -135,8 +138,15 @@ def lane_events(texts: list[str], batch: int) -> float:
     return n / (result[0] - start)
 
 
-def median(fn: Callable[..., float], repeat: int, *args: Any) -> float:
-    return statistics.median(fn(*args) for _ in range(repeat))
+def measure(fn: Callable[..., float], repeat: int, *args: Any) -> tuple[float, float]:
+    """Median events/s (wall) and median CPU µs per event (all threads; steadier under load)."""
+    rates, cpu = [], []
+    n = len(args[0])
+    for _ in range(repeat):
+        start = time.process_time()
+        rates.append(fn(*args))
+        cpu.append((time.process_time() - start) / n * 1e6)
+    return statistics.median(rates), statistics.median(cpu)
 
 
 def main() -> None:
@@ -145,20 +155,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     texts = frames(args.n)
-    ceiling = median(raw_loop, args.repeat, texts, 1)
-    rows = [("raw loop (same thread)", ceiling)]
-    rows.append(("queue.SimpleQueue per event", median(queue_per_event, args.repeat, texts, 1)))
-    rows.extend(
-        (f"lane handler b{batch}", median(lane_handler, args.repeat, texts, batch))
-        for batch in (1, 10, 100)
-    )
-    rows.append(("lane events() b100", median(lane_events, args.repeat, texts, 100)))
-    rows.append(
-        ("lane only b100 (pre-decoded)", median(lane_handler, args.repeat, texts, 100, True))
-    )
-    print(f"{'case':<32}{'events/s':>12}{'x raw':>8}")
-    for name, rate in rows:
-        print(f"{name:<32}{rate:>12,.0f}{rate / ceiling:>8.2f}")
+    cases: list[tuple[str, Callable[..., float], tuple[Any, ...]]] = [
+        ("raw loop (same thread)", raw_loop, (texts, 1)),
+        ("queue.SimpleQueue per event", queue_per_event, (texts, 1)),
+        *((f"lane handler b{b}", lane_handler, (texts, b)) for b in (1, 10, 100)),
+        ("lane events() b100", lane_events, (texts, 100)),
+        ("lane only b100 (pre-decoded)", lane_handler, (texts, 100, True)),
+    ]
+    rows = [(name, *measure(fn, args.repeat, *fn_args)) for name, fn, fn_args in cases]
+    ceiling = rows[0][1]
+    print(f"{'case':<32}{'events/s':>12}{'x raw':>8}{'CPU µs/event':>14}")
+    for name, rate, cpu in rows:
+        print(f"{name:<32}{rate:>12,.0f}{rate / ceiling:>8.2f}{cpu:>14.2f}")
 
 
 if __name__ == "__main__":
