@@ -19,6 +19,7 @@ them let a caller tell cases apart::
     │   │   └── OrderServerError            an order answered 5xx or -1006/-1007: outcome unknown
     │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
+    ├── OrderBookOutOfSyncError             a local order book read while not in sync
     └── OrderValidationError                refused before sending (also ValueError)
 
 ``OrderStatusUnknownError`` is the class to catch for "the order may or may not exist":
@@ -43,6 +44,7 @@ __all__ = [
     "ConnectionLostError",
     "LoginRejectedError",
     "OrderAuthenticationLostError",
+    "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
     "OrderNotFoundError",
     "OrderServerError",
@@ -74,6 +76,19 @@ class AuthenticationError(BinanceWebSocketError):
 
 class UserStreamError(BinanceWebSocketError):
     """An error of the user data stream."""
+
+
+class OrderBookOutOfSyncError(BinanceWebSocketError):
+    """
+    A local order book was read while it is not in sync (resyncing, not yet synced, closed).
+
+    Attributes:
+        symbol: the book's symbol.
+    """
+
+    def __init__(self, message: str, *, symbol: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.symbol = symbol
 
 
 class OrderValidationError(BinanceWebSocketError, ValueError):
