@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._dispatch import DispatchedFuture, Dispatcher
+from ._numbers import integer_of
 from .calls import prepare_call
 from .config import Config
 from .exceptions import (
@@ -273,7 +274,7 @@ class WebSocketService:
         """Order book (``depth``): ``limit`` is one of 5, 10, 20, 50, 100, 500, 1000."""
         if self.enable_validation:
             _require_symbol(symbol)
-            if limit is not None and limit not in _DEPTH_LIMITS:
+            if limit is not None and integer_of(limit) not in _DEPTH_LIMITS:
                 raise OrderValidationError(
                     f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {limit!r}"
                 )
