@@ -820,4 +820,5 @@ class FilterCache:
         snapshot = ExchangeFilters.from_exchange_info(data, fetched_at)
         self._next_attempt = fetched_at + self._refresh_interval
         self._snapshot = snapshot
+        log.info("exchangeInfo filters loaded: %d symbols", len(snapshot))
         return snapshot

@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union, cast, overload
 
+from . import _registry
 from ._dispatch import DispatchedFuture, Dispatcher
 from ._numbers import integer_of
 from .calls import prepare_call
@@ -238,6 +239,8 @@ class WebSocketService:
             def on_state(state: State) -> None:
                 service = ref()
                 callback = service.on_state_change if service is not None else None
+                if log.isEnabledFor(logging.INFO):  # logged off the I/O thread
+                    dispatcher.post(log.info, "state: %s", state)
                 if callback is not None:
                     dispatcher.post(callback, state)
 
@@ -254,10 +257,13 @@ class WebSocketService:
                 self._finalizer.detach()
             # A service dropped without close() still stops its threads.
             self._finalizer = weakref.finalize(self, _stop, transport, self._dispatcher)
+            log.info("connecting to %s (%s key)", self.config.ws_url, self.key_type)
             transport.open()
+            _registry.register(self)
             if self.config.sync_clock:
                 # Measure the server's clock before the first signed request is stamped.
                 self._call("session.status", {}, True)
+            log.info("connected to %s", self.config.ws_url)
 
     def close(self) -> None:
         """
@@ -269,8 +275,12 @@ class WebSocketService:
         until ``connect()`` is called again.
         """
         transport = self._transport
+        _registry.unregister(self)
         if transport is not None:
+            was_open = transport.state not in (State.CLOSED, State.FAILED)
             transport.close()
+            if was_open:
+                log.info("closed the connection to %s", self.config.ws_url)
         if self._finalizer is not None:
             self._finalizer.detach()
         self._dispatcher.close(1.0)
@@ -1186,6 +1196,14 @@ class WebSocketService:
             delay = limiter.reserve(weight_of(method, params), int(method in _COUNTED_ORDERS), now)
             if delay > 0:
                 request.not_before = now + delay
+        if log.isEnabledFor(logging.DEBUG):  # the method and ids only: never params or keys
+            log.debug(
+                "submit %s symbol=%s client_order_id=%s wait=%s",
+                method,
+                params.get("symbol"),
+                client_order_id,
+                wait_for_response,
+            )
         transport.submit(request)
         if not wait_for_response:
             return future
