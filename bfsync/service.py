@@ -27,9 +27,8 @@ from concurrent.futures import Future
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union, cast, overload
 
-from . import _registry
+from . import _numbers, _registry
 from ._dispatch import DispatchedFuture, Dispatcher
-from ._numbers import integer_of
 from .calls import prepare_call
 from .config import Config
 from .exceptions import (
@@ -274,13 +273,12 @@ class WebSocketService:
         even if the server does not answer. Afterwards every call raises ``ConnectionError``
         until ``connect()`` is called again.
         """
-        transport = self._transport
         _registry.unregister(self)
+        if self.state not in (State.CLOSED, State.FAILED):
+            log.info("closing the connection to %s", self.config.ws_url)
+        transport = self._transport
         if transport is not None:
-            was_open = transport.state not in (State.CLOSED, State.FAILED)
             transport.close()
-            if was_open:
-                log.info("closed the connection to %s", self.config.ws_url)
         if self._finalizer is not None:
             self._finalizer.detach()
         self._dispatcher.close(1.0)
@@ -377,7 +375,7 @@ class WebSocketService:
         """
         if self.enable_validation:
             _require_symbol(symbol)
-            if limit is not None and integer_of(limit) not in _DEPTH_LIMITS:
+            if limit is not None and _numbers.integer_of(limit) not in _DEPTH_LIMITS:
                 raise OrderValidationError(
                     f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {limit!r}"
                 )

@@ -108,7 +108,7 @@ def test_logging_shows_connect_state_calls_and_close_without_secrets(
     assert ("INFO", f"connecting to {fx.url} (HMAC key)") in service
     assert ("INFO", f"connected to {fx.url}") in service
     assert ("INFO", "state: connected") in service
-    assert ("INFO", f"closed the connection to {fx.url}") in service
+    assert ("INFO", f"closing the connection to {fx.url}") in service
     assert ("DEBUG", "submit order.place symbol=BTCUSDT client_order_id=nb-1 wait=True") in service
     assert ("DEBUG", "submit session.status symbol=None client_order_id=None wait=True") in service
     assert [] == [text for _, _, text in messages() if api_key in text or secret in text]
