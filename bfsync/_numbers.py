@@ -122,7 +122,8 @@ def _real_decimal(value: numbers.Real) -> Decimal:
     if _NUMBER_TEXT_RE.fullmatch(text):
         try:
             if type(value)(text) == value:  # type: ignore[call-arg]
-                return Decimal(text)
+                # numpy versions print "123456790.0" or "1.2345679e+08": one text for both
+                return _without_trailing_zeros(Decimal(text))
         except (TypeError, ValueError, ArithmeticError):
             pass
     if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
@@ -132,3 +133,15 @@ def _real_decimal(value: numbers.Real) -> Decimal:
         numerator, denominator = ratio()
         return _fraction_decimal(Fraction(numerator, denominator))
     return Decimal(repr(float(value)))
+
+
+def _without_trailing_zeros(value: Decimal) -> Decimal:
+    """``value`` without zeros after its last nonzero decimal digit (exactly, no context)."""
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        return value
+    coefficient = list(digits)
+    while exponent < 0 and len(coefficient) > 1 and coefficient[-1] == 0:
+        coefficient.pop()
+        exponent += 1
+    return Decimal((sign, tuple(coefficient), exponent))

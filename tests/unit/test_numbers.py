@@ -202,3 +202,12 @@ def test_rounding_helpers_take_numpy_and_fractions(value: Any, expected: str) ->
     filters = ExchangeFilters.from_exchange_info(load_fixture(), 0.0)
 
     assert expected == str(filters.round_quantity("BTCUSDT", value))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(np.float32(50000.0), "50000"), (np.float32(2.5), "2.5"), (np.float16(100), "100")],
+)
+def test_numpy_floats_lose_only_trailing_zeros(value: Any, expected: str) -> None:
+    """A non-Python float is read at its own precision; numpy's "x.0" gives no extra zero."""
+    assert expected == format_decimal(value)
