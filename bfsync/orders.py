@@ -163,8 +163,8 @@ def format_params(params: Mapping[str, Any]) -> dict[str, Any]:
     DECIMAL params (``quantity``, ``price``, ...) become plain decimal strings; other ints
     stay ints (``np.int64`` becomes an ``int``); other numbers become plain decimal strings,
     except for the INT params (``limit``, ``orderId``, ``algoId``, ``recvWindow``,
-    ``goodTillDate``), where a whole number (``5.0`` from Excel) is sent as an int; strings
-    are kept.
+    ``goodTillDate``, ``startTime``, ``endTime``, ``fromId``, ``countdownTime``), where a
+    whole number (``5.0`` from Excel) is sent as an int; strings are kept.
 
     Raises:
         OrderValidationError: a value that cannot go on the wire (not a number, text or
@@ -180,7 +180,20 @@ def format_params(params: Mapping[str, Any]) -> dict[str, Any]:
 _PLAIN_DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 # Beyond 1e1000 (or below 1e-1000) the plain text would be absurdly long; floats stop at 1e308.
 _MAX_EXPONENT = 1000
-_INT_PARAMS = frozenset({"limit", "orderId", "algoId", "recvWindow", "goodTillDate"})
+# INT / LONG params of ws-fapi and REST: a whole float (Excel's numbers) goes as a JSON int.
+_INT_PARAMS = frozenset(
+    {
+        "limit",
+        "orderId",
+        "algoId",
+        "recvWindow",
+        "goodTillDate",
+        "startTime",
+        "endTime",
+        "fromId",
+        "countdownTime",
+    }
+)
 
 
 def _loose(value: Any, name: str) -> Any:

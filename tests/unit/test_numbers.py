@@ -116,13 +116,21 @@ def test_format_params_makes_numpy_values_json() -> None:
         "symbol": "BTCUSDT",
         "limit": np.int64(5),
         "orderId": 12.0,
+        "startTime": 1.7e12,
         "price": np.float32(0.1),
         "flag": np.True_,
     }
 
     wire = format_params(params)
 
-    assert {"symbol": "BTCUSDT", "limit": 5, "orderId": 12, "price": "0.1", "flag": "true"} == wire
+    assert {
+        "symbol": "BTCUSDT",
+        "limit": 5,
+        "orderId": 12,
+        "startTime": 1700000000000,
+        "price": "0.1",
+        "flag": "true",
+    } == wire
     assert [int, int] == [type(wire["limit"]), type(wire["orderId"])]
 
 
