@@ -47,8 +47,7 @@ def close_all() -> int:
     cell that opens a service, so that running the cell again does not leave the previous
     connection (and its threads) behind. Each ``close()`` is bounded (a few seconds at most)
     and errors are logged, not raised, so one failing service does not keep the others open.
-    Callable from any thread but not from bfsync's own callbacks' thread of a service being
-    closed (that ``close()`` then returns without waiting for the thread to stop).
+    Callable from any thread, a bfsync callback included.
 
     Returns:
         How many services were closed.
