@@ -27,7 +27,6 @@ from concurrent.futures import Future
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union, cast, overload
 
-from . import _numbers, _registry
 from ._dispatch import DispatchedFuture, Dispatcher
 from .calls import prepare_call
 from .config import Config
@@ -258,7 +257,9 @@ class WebSocketService:
             self._finalizer = weakref.finalize(self, _stop, transport, self._dispatcher)
             log.info("connecting to %s (%s key)", self.config.ws_url, self.key_type)
             transport.open()
-            _registry.register(self)
+            from ._registry import register
+
+            register(self)  # for bfsync.close_all()
             if self.config.sync_clock:
                 # Measure the server's clock before the first signed request is stamped.
                 self._call("session.status", {}, True)
@@ -273,7 +274,9 @@ class WebSocketService:
         even if the server does not answer. Afterwards every call raises ``ConnectionError``
         until ``connect()`` is called again.
         """
-        _registry.unregister(self)
+        from ._registry import unregister
+
+        unregister(self)
         if self.state not in (State.CLOSED, State.FAILED):
             log.info("closing the connection to %s", self.config.ws_url)
         transport = self._transport
@@ -375,7 +378,9 @@ class WebSocketService:
         """
         if self.enable_validation:
             _require_symbol(symbol)
-            if limit is not None and _numbers.integer_of(limit) not in _DEPTH_LIMITS:
+            from ._numbers import integer_of
+
+            if limit is not None and integer_of(limit) not in _DEPTH_LIMITS:
                 raise OrderValidationError(
                     f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {limit!r}"
                 )
@@ -1179,21 +1184,13 @@ class WebSocketService:
             raise ConnectionError("the service is not connected; call connect() first")
         if method not in _PREPARED:
             params = format_params(params)
-        future: DispatchedFuture = DispatchedFuture()
+        future: DispatchedFuture[ReplyFrame[Any]] = DispatchedFuture()
         future._dispatcher = self._dispatcher
         timeout = self.config.request_timeout
         now = time.monotonic()
         request = Request(
             method, params, METHODS[method].security, future, now + timeout, client_order_id
         )
-        limiter = self._limiter
-        if limiter is not None:
-            from .limits import weight_of
-
-            # Raises RateLimitError here in "raise" mode; in "wait" mode the I/O thread holds it.
-            delay = limiter.reserve(weight_of(method, params), int(method in _COUNTED_ORDERS), now)
-            if delay > 0:
-                request.not_before = now + delay
         if log.isEnabledFor(logging.DEBUG):  # the method and ids only: never params or keys
             log.debug(
                 "submit %s symbol=%s client_order_id=%s wait=%s",
@@ -1202,13 +1199,21 @@ class WebSocketService:
                 client_order_id,
                 wait_for_response,
             )
+        limiter = self._limiter
+        if limiter is not None:
+            from .limits import weight_of
+
+            # Raises RateLimitError here in "raise" mode; in "wait" mode the I/O thread holds it.
+            delay = limiter.reserve(weight_of(method, params), int(method in _COUNTED_ORDERS), now)
+            if delay > 0:
+                request.not_before = now + delay
         transport.submit(request)
         if not wait_for_response:
             return future
         if transport.in_io_thread():
             raise RuntimeError("a blocking bfsync call cannot be made on bfsync's I/O thread")
         try:
-            return cast("ReplyFrame[Any]", future.result(timeout + _WAIT_MARGIN))
+            return future.result(timeout + _WAIT_MARGIN)
         except concurrent.futures.TimeoutError:
             if future.done():  # the request's own timeout error (a TimeoutError since 3.11)
                 raise
