@@ -7,7 +7,8 @@ arrived in this process. The first call for a stream subscribes it (in the backg
 cell does not wait) and shows ``#BF! waiting for <stream>`` until its first event; later
 calls show the value, or a marker instead of a number:
 
-- ``#BF! stale N s``: the last event is older than ``max_age`` seconds;
+- ``#BF! stale N s``: the last event is older than ``max_age`` seconds (or the service
+  reports the stream stale, when ``stale_after`` is in its config);
 - ``#BF! disconnected: ...``: the market service is not connected now (it comes back by
   itself, see ``market``);
 - ``#BF! waiting for <stream> (reconnected)``: the connection was lost since the last event,
@@ -110,7 +111,7 @@ def _latest(stream: str, limit: float, name: str) -> tuple[dict[str, Any], float
     if age is None or not isinstance(payload, dict):
         again = " (reconnected)" if live.gapped(stream) else ""
         raise NotLiveError(f"waiting for {stream}{again}")
-    if age > limit:
+    if age > limit or stream in service.stale_streams:  # stale_streams: config stale_after
         raise NotLiveError(f"stale {age:.1f} s" if age < 10 else f"stale {age:.0f} s")
     return payload, round(age, 3)
 
