@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -290,3 +293,39 @@ class TestLifecycle:
         assert service.state is State.CLOSED
         assert service is not bx.market()
         assert price_shows(live, "50200")
+
+
+def test_the_market_service_is_closed_at_exit(fx: FakeExchange) -> None:
+    """A process that used live cells closes its market service and live thread at exit."""
+    script = textwrap.dedent(
+        f"""
+        import atexit, threading, time
+
+        def after():  # registered first, so it runs after bfsync.excel's own handler
+            from bfsync.excel import _shared
+            entry = _shared.registry().markets["default"]
+            alive = [t.name for t in threading.enumerate() if t.name.startswith("bfsync-")]
+            print("service", entry.service, "threads", alive)
+
+        atexit.register(after)
+
+        import bfsync.excel as bx
+
+        bx.configure(config={urls(fx)!r})
+        print("price", bx.live_price("BTCUSDT"))
+        deadline = time.monotonic() + 10
+        while not bx.market().list_subscriptions_local() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("held", bx.market().list_subscriptions_local())
+        """
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(60)
+    )
+
+    assert "" == done.stderr
+    assert [
+        f"price #BF! waiting for {PRICE}",
+        f"held ['{PRICE}']",
+        "service None threads []",
+    ] == done.stdout.split("\n")[:3]
