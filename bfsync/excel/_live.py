@@ -46,6 +46,7 @@ Current = Callable[[], Optional[tuple[Any, int]]]
 Timings = Callable[[], tuple[float, float]]
 
 _JOIN = 8.0  # longest wait for the worker at close (its calls end when the service closes)
+_PAUSE = 1.0  # between two looks at a service that is not usable (a lease ran out meanwhile)
 
 
 class Leases:
@@ -227,10 +228,9 @@ class LiveStreams:
     # Private methods
 
     def _start(self) -> None:
-        """Start the worker if none runs (under ``_cond``)."""
-        if self._thread is not None and self._thread.is_alive():
+        """Start the worker if none runs and no close is under way (under ``_cond``)."""
+        if self._stopping or (self._thread is not None and self._thread.is_alive()):
             return
-        self._stopping = False
         self._thread = threading.Thread(
             target=self._run, name=f"bfsync-excel-live-{self.name}", daemon=True
         )
@@ -249,15 +249,23 @@ class LiveStreams:
                     return
                 self._wake = False
             try:
-                self._work()
+                done = self._work()
             except Exception:  # pragma: no cover - _work catches what the service raises
                 log.exception("live streams of %r: the worker failed a round", self.name)
+                done = False
+            if not done:  # no usable service: look again after a pause, or when a cell asks
+                with self._cond:
+                    if not self._stopping and not self._wake:
+                        self._cond.wait(_PAUSE)
 
-    def _work(self) -> None:
-        """One round: unsubscribe idle streams, subscribe wanted ones (worker thread)."""
+    def _work(self) -> bool:
+        """
+        One round: unsubscribe idle streams, subscribe wanted ones (worker thread). False
+        when the service is not usable now (nothing was done).
+        """
         current = self._current()
         if current is None:
-            return  # not usable now: the next cell that asks (after a reconnection) wakes us
+            return False
         service, generation = current
         unsubscribe_after, retry_after = self._timings()
         with self._cond:
@@ -277,7 +285,7 @@ class LiveStreams:
         with self._cond:
             wanted = self._leases.to_subscribe(self._clock(), generation, retry_after)
         if not wanted:
-            return
+            return True
         self.subscribe_calls += 1
         try:
             service.subscribe(wanted)
@@ -286,6 +294,7 @@ class LiveStreams:
             log.warning("live streams of %r: subscribing %s failed: %s", self.name, wanted, why)
             with self._cond:
                 self._leases.failed(wanted, why, self._clock())
-            return
+            return True
         with self._cond:
             self._leases.subscribed(wanted, generation)
+        return True

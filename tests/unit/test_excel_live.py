@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -9,6 +11,7 @@ import pytest
 
 import bfsync.excel as bx
 from bfsync.excel._live import Leases, LiveStreams
+from tests.timing import scaled
 
 A, B = "btcusdt@markPrice@1s", "btcusdt@bookTicker"
 
@@ -204,3 +207,23 @@ def test_set_options_refuses_bad_live_options(kwargs: dict[str, Any], message: s
     """The live options are checked like the others."""
     with pytest.raises(ValueError, match=message):
         bx.set_options(**kwargs)
+
+
+def test_the_worker_does_not_spin_while_the_service_is_down() -> None:
+    """A lease that ran out while no service is usable: the worker looks again after a pause."""
+    looks = []
+
+    def current() -> Optional[tuple[Any, int]]:
+        looks.append(1)
+        return None
+
+    live = LiveStreams("spin", current, lambda: (0.01, 5.0))
+    live.ask(A, 1)  # starts the worker, which finds no service
+    with live._cond:
+        live._leases.subscribed([A], 1)  # as if held before the outage: its lease runs out
+    time.sleep(scaled(0.5))
+    live.stop()
+    live.join()
+
+    assert 1 <= len(looks) <= 3
+    assert not any(t.name == "bfsync-excel-live-spin" for t in threading.enumerate())
