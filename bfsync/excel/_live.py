@@ -14,8 +14,9 @@ Cells never wait for the network here. ``ask`` records the lease and, when the s
 subscribed on the current connection (*generation*) of the service, wakes the one worker
 thread (``bfsync-excel-live-<name>``). The worker subscribes every stream waiting in one call
 (``MarketService`` sends one message per route), and unsubscribes idle ones, each call
-bounded by the service's ``request_timeout``. A refusal is remembered and shown in the cell;
-the stream is tried again after ``retry_after`` seconds.
+bounded by the service's ``request_timeout``. A failure (a refusal, a timeout) is remembered
+and shown in the cell; the stream is tried again after ``retry_after`` seconds, or at once
+when the service connected anew meanwhile.
 
 The service's ``message_handler`` (``on_event``, on the service's delivery thread, in
 arrival order) records when each stream's last event arrived, on this process's monotonic
@@ -292,8 +293,10 @@ class LiveStreams:
         except Exception as exc:
             why = " ".join(str(exc).split()) or type(exc).__name__
             log.warning("live streams of %r: subscribing %s failed: %s", self.name, wanted, why)
-            with self._cond:
-                self._leases.failed(wanted, why, self._clock())
+            still = self._current()
+            if still is not None and still[1] == generation:  # else: connected anew, try again
+                with self._cond:
+                    self._leases.failed(wanted, why, self._clock())
             return True
         with self._cond:
             self._leases.subscribed(wanted, generation)

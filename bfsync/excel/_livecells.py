@@ -105,7 +105,7 @@ def _latest(stream: str, limit: float, name: str) -> tuple[dict[str, Any], float
     live.ask(stream, generation)
     refused = live.refused(stream)
     if refused is not None:
-        raise NotLiveError(f"{stream} refused: {refused}")
+        raise NotLiveError(f"{stream} not subscribed: {refused}")
     age = live.age(stream)
     payload = service.latest(stream)
     if age is None or not isinstance(payload, dict):

@@ -204,10 +204,10 @@ class TestMarkers:
         def refused() -> bool:
             nonlocal text
             text = bx.live_price("ETHUSDT")
-            return "refused" in text
+            return "not subscribed" in text
 
         assert wait_until(refused)
-        assert text.startswith("#BF! ethusdt@markPrice@1s refused: "), text
+        assert text.startswith("#BF! ethusdt@markPrice@1s not subscribed: "), text
 
     def test_raise_mode_raises_not_live(self, live: FakeExchange) -> None:
         """With errors='raise' a marker is a NotLiveError carrying the same text."""
