@@ -152,6 +152,25 @@ class TestMarkers:
         assert service is bx.market()
         assert [[PRICE]] == market_subscriptions(live)
 
+    def test_a_long_reconnection_is_cut_short_and_resubscribed(self, live: FakeExchange) -> None:
+        """In a long backoff: after reconnect_interval a cell connects anew and resubscribes."""
+        bx.configure(config=urls(live, reconnect_delay=600))
+        bx.set_options(reconnect_interval=scaled(0.3))
+        assert price_shows(live, "50100.5")
+        service = bx.market()
+
+        live.refuse_handshakes()
+        live.drop_stream_connections("market")
+        assert wait_until(lambda: live.handshakes_refused == 1)  # the next attempt: minutes away
+        assert bx.live_price(SYMBOL).startswith("#BF! disconnected: reconnecting")
+
+        live.accept_handshakes()
+        time.sleep(scaled(0.3))
+        assert price_shows(live, "50200")
+        assert service is bx.market()
+        assert 2 == _shared.registry().markets["default"].generation
+        assert [[PRICE]] == market_subscriptions(live)
+
     def test_a_value_from_before_a_gap_is_not_shown(self, live: FakeExchange) -> None:
         """After a reconnection the cell waits for the next event instead of the old one."""
         assert price_shows(live, "50100.5")
