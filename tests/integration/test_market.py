@@ -382,29 +382,36 @@ def ws_depth(fx: FakeExchange) -> Iterator[Callable[[str, int], dict[str, Any]]]
     client.close()
 
 
-def ticks_until(fx: FakeExchange, done: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Publish depth diffs (alternating a bid quantity) until ``done()``; bounded."""
-    end = time.monotonic() + scaled(seconds)
-    i = 0
-    while not done():
-        if time.monotonic() > end:
-            raise AssertionError(f"not done within {scaled(seconds)} s")
-        i += 1
-        fx.publish_depth("BTCUSDT", bids=[("49999.00", f"{1 + i % 5}")])
-        time.sleep(0.01)
+class Ticker:
+    """Publishes depth diffs of BTCUSDT and remembers the last one."""
 
+    def __init__(self, fx: FakeExchange) -> None:
+        self.fx = fx
+        self.count = 0
+        self.last: dict[str, Any] = {}
 
-def matches_the_fake(fx: FakeExchange, book: Any, n: int = 20) -> bool:
-    """The book's top n levels equal the fake's own book at the same update id."""
-    from decimal import Decimal
+    def publish(self, bids: Any = (), asks: Any = ()) -> None:
+        self.last = self.fx.publish_depth("BTCUSDT", bids=bids, asks=asks)
 
-    snap = fx.depth_snapshot("BTCUSDT", 20)
-    update_id, bids, asks = book.levels(n)
-    if update_id != snap["lastUpdateId"]:
-        return False
-    want_bids = [(Decimal(p), Decimal(q)) for p, q in snap["bids"][:n]]
-    want_asks = [(Decimal(p), Decimal(q)) for p, q in snap["asks"][:n]]
-    return bool(want_bids == bids and want_asks == asks)
+    def until(self, done: Callable[[], bool], seconds: float = 5.0) -> None:
+        """Publish diffs (alternating a bid quantity) until ``done()``; bounded."""
+        end = time.monotonic() + scaled(seconds)
+        while not done():
+            if time.monotonic() > end:
+                raise AssertionError(f"not done within {scaled(seconds)} s")
+            self.count += 1
+            self.publish(bids=[("49999.00", f"{1 + self.count % 5}")])
+            time.sleep(0.01)
+
+    def matches(self, book: Any, n: int = 20) -> bool:
+        """The book has applied the last diff and its top n levels equal the fake's book."""
+        from decimal import Decimal
+
+        snap = self.fx.depth_snapshot("BTCUSDT", 20)  # (taking one moves the fake's ids on)
+        update_id, bids, asks = book.levels(n)
+        want_bids = [(Decimal(p), Decimal(q)) for p, q in snap["bids"][:n]]
+        want_asks = [(Decimal(p), Decimal(q)) for p, q in snap["asks"][:n]]
+        return bool(update_id == self.last["u"] and want_bids == bids and want_asks == asks)
 
 
 def test_the_order_book_syncs_and_matches_the_fakes_book(
@@ -417,9 +424,10 @@ def test_the_order_book_syncs_and_matches_the_fakes_book(
     book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
     assert book is ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
     assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
-    ticks_until(fx, lambda: book.synced)
-    fx.publish_depth("BTCUSDT", bids=[("49999.90", "0")], asks=[("50000.05", "3")])
-    wait_for(lambda: matches_the_fake(fx, book))
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
+    ticker.publish(bids=[("49999.90", "0")], asks=[("50000.05", "3")])
+    wait_for(lambda: ticker.matches(book))
     events = list(ms.events(timeout=scaled(0.3)))
     assert [] == [e for e in events if e.get("e") == "depthUpdate"]  # not the caller's stream
     assert ["synced"] == [e["status"] for e in events if e.get("e") == "bfsync.book"]
@@ -433,12 +441,13 @@ def test_the_order_book_resyncs_after_a_gap_in_the_diffs(
     """A lost diff breaks the pu chain: the book goes out of sync, then resyncs by itself."""
     ms = make_market()
     book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    ticks_until(fx, lambda: book.synced)
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
     fx.depth_gap("BTCUSDT", bids=[("49998.00", "7")])
-    ticks_until(fx, lambda: book.gaps >= 1)
-    ticks_until(fx, lambda: book.synced)
-    fx.publish_depth("BTCUSDT", asks=[("50000.20", "0")])
-    wait_for(lambda: matches_the_fake(fx, book))
+    ticker.until(lambda: book.gaps >= 1)
+    ticker.until(lambda: book.synced)
+    ticker.publish(asks=[("50000.20", "0")])
+    wait_for(lambda: ticker.matches(book))
 
 
 def test_the_order_book_resyncs_after_a_reconnection(
@@ -450,11 +459,12 @@ def test_the_order_book_resyncs_after_a_reconnection(
     ms = make_market()
     ms.subscribe_diff_book_depth(["BTCUSDT"], update_speed=100)
     book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    ticks_until(fx, lambda: book.synced)
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
     fx.drop_stream_connections("public")
     fx.depth_gap("BTCUSDT", asks=[("50000.10", "9")])  # published while nobody listens
     wait_for(lambda: ms.reconnects == 1)
-    ticks_until(fx, lambda: book.synced and matches_the_fake(fx, book))
+    ticker.until(lambda: book.synced and ticker.matches(book))
     kinds = [e.get("e") for e in ms.events(timeout=scaled(0.3))]
     assert GAP in kinds
     assert "depthUpdate" in kinds  # the caller subscribed that stream too
@@ -472,7 +482,7 @@ def test_unsubscribing_a_books_stream_keeps_the_book_fed(
     ms.unsubscribe(["btcusdt@depth@100ms"])
     assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
     list(ms.events(timeout=0))
-    ticks_until(fx, lambda: book.synced)
+    Ticker(fx).until(lambda: book.synced)
     assert [] == [e for e in ms.events(timeout=scaled(0.2)) if e.get("e") == "depthUpdate"]
 
 
