@@ -498,3 +498,15 @@ def test_order_book_arguments_are_checked_in_the_callers_thread(
     with pytest.raises(ValueError, match="depth"):
         ms.order_book("BTCUSDT", depth=0)
     assert [] == ms.list_subscriptions()
+
+
+def test_a_service_dropped_without_close_stops_its_threads(fx: FakeExchange) -> None:
+    """Garbage collection of a running service closes it: no thread is left."""
+    import gc
+
+    ms = BinanceClient().market_service(None, {"stream_url": fx.stream_url})
+    ms.subscribe_book_ticker(["BTCUSDT"])
+    ms.order_book("BTCUSDT", fetch_snapshot=lambda symbol, limit: fx.depth_snapshot(symbol, limit))
+    del ms
+    gc.collect()
+    wait_for(lambda: market_threads() == [], 5)
