@@ -227,7 +227,8 @@ class _ShardChannel(ChannelBase):
             service._lane_put(released)
         if current:
             log.warning("%s: connection lost (%s); reconnecting", self.name, cause)
-            service._gap(held, f"connection lost: {cause}")
+            if held:
+                service._gap(held, f"connection lost: {cause}")
             service._update_state()
 
     @_unless_collected(None)

@@ -177,6 +177,8 @@ def test_a_dropped_route_reconnects_resubscribes_and_reports_the_gap(
 ) -> None:
     """After the server drops /public: a gap event, a new connection, the same streams."""
     ms = make_market()
+    states: list[State] = []
+    ms.on_state_change = states.append
     ms.subscribe_book_ticker(["BTCUSDT", "ETHUSDT"])
     ms.subscribe_aggregate_trade(["BTCUSDT"])
     assert 1 == fx.drop_stream_connections("public")
@@ -189,7 +191,9 @@ def test_a_dropped_route_reconnects_resubscribes_and_reports_the_gap(
     assert ["btcusdt@bookTicker", "ethusdt@bookTicker"] == gaps[0]["streams"]
     assert payload == events[-1]
     assert State.CONNECTED == ms.state
+    wait_for(lambda: [State.RECONNECTING, State.CONNECTED] == states)
     assert [["btcusdt@aggTrade"]] == fx.stream_subscriptions("market")
+    assert 1 == ms.gaps
 
 
 def test_rotation_loses_nothing_and_delivers_nothing_twice(
