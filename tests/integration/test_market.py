@@ -158,6 +158,7 @@ def test_one_message_at_a_time_is_paced_too(
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(call, range(30)))
+    assert fx.stream_stats["control_messages"] >= 15  # LIST_SUBSCRIPTIONS are never merged
     assert 0 == fx.stream_stats["closed_for_rate"]
 
 
@@ -514,3 +515,16 @@ def test_a_service_dropped_without_close_stops_its_threads(fx: FakeExchange) -> 
     del ms
     gc.collect()
     wait_for(lambda: market_threads() == [], 5)
+
+
+def test_server_pings_are_answered() -> None:
+    """A stream server that pings gets its pongs (the connection stays up)."""
+    with FakeExchange() as fx:
+        fx.ping_interval = 0.1
+        ms = BinanceClient().market_service(None, {"stream_url": fx.stream_url})
+        try:
+            ms.subscribe_book_ticker(["BTCUSDT"])
+            wait_for(lambda: fx.pongs_received >= 3)
+            assert 0 == ms.reconnects
+        finally:
+            ms.close()
