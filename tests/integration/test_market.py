@@ -47,6 +47,7 @@ def make_market(fx: FakeExchange) -> Iterator[Callable[..., MarketService]]:
     def make(handler: Any = None, **config: Any) -> MarketService:
         settings = {
             "stream_url": fx.stream_url,
+            "rest_url": fx.rest_url,
             "request_timeout": scaled(5),
             "connection_timeout": scaled(5),
             "reconnect_delay": 0.05,
@@ -420,14 +421,12 @@ class Ticker:
 
 
 def test_the_order_book_syncs_and_matches_the_fakes_book(
-    fx: FakeExchange,
-    make_market: Callable[..., MarketService],
-    ws_depth: Callable[[str, int], dict[str, Any]],
+    fx: FakeExchange, make_market: Callable[..., MarketService]
 ) -> None:
-    """order_book() subscribes the diffs, syncs from a snapshot and equals the fake's book."""
+    """order_book() subscribes the diffs, syncs from a REST snapshot, equals the fake's book."""
     ms = make_market()
-    book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    assert book is ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
+    book = ms.order_book("BTCUSDT", depth=100)  # snapshots: GET {rest_url}/fapi/v1/depth
+    assert book is ms.order_book("BTCUSDT", depth=100)
     assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
     ticker = Ticker(fx)
     ticker.until(lambda: book.synced)
@@ -436,6 +435,21 @@ def test_the_order_book_syncs_and_matches_the_fakes_book(
     events = list(ms.events(timeout=scaled(0.3)))
     assert [] == [e for e in events if e.get("e") == "depthUpdate"]  # not the caller's stream
     assert ["synced"] == [e["status"] for e in events if e.get("e") == "bfsync.book"]
+    assert 1 == book.stats()["snapshots"]
+
+
+def test_the_order_book_over_a_ws_fapi_snapshot(
+    fx: FakeExchange,
+    make_market: Callable[..., MarketService],
+    ws_depth: Callable[[str, int], dict[str, Any]],
+) -> None:
+    """fetch_snapshot replaces REST, here with ws-fapi depth over a real socket."""
+    ms = make_market()
+    book = ms.order_book("BTCUSDT", depth=20, fetch_snapshot=ws_depth)
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
+    ticker.publish(asks=[("50000.10", "4")])
+    wait_for(lambda: ticker.matches(book))
 
 
 def test_the_order_book_resyncs_after_a_gap_in_the_diffs(
