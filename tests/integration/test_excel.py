@@ -521,7 +521,8 @@ class TestOrders:
 
         [order] = excel.orders.values()
         assert client_id == order["clientOrderId"]
-        assert ("SELL", "55000.0") == (order["side"], order["price"])
+        # The fake answers prices at the symbol's precision, as Binance does.
+        assert ("SELL", "55000.00") == (order["side"], order["price"])
 
     def test_a_misspelt_column_is_refused_by_name(self, excel: FakeExchange) -> None:
         """A column 'Stop Prce' is not silently dropped: validation names it."""
