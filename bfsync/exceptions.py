@@ -15,9 +15,11 @@ them let a caller tell cases apart::
     │   ├── RequestTimeoutError             no reply within request_timeout
     │   │   └── OrderTimeoutError           ... an order: outcome unknown
     │   ├── RateLimitError                  status 429 / 418, with retry_after
-    │   └── OrderStatusUnknownError         base of every "outcome unknown" error
-    │       └── OrderServerError            an order answered 5xx or -1006/-1007: outcome unknown
+    │   ├── OrderStatusUnknownError         base of every "outcome unknown" error
+    │   │   └── OrderServerError            an order answered 5xx or -1006/-1007: outcome unknown
+    │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
+    ├── OrderBookOutOfSyncError             a local order book read while not in sync
     └── OrderValidationError                refused before sending (also ValueError)
 
 ``OrderStatusUnknownError`` is the class to catch for "the order may or may not exist":
@@ -42,7 +44,9 @@ __all__ = [
     "ConnectionLostError",
     "LoginRejectedError",
     "OrderAuthenticationLostError",
+    "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
+    "OrderNotFoundError",
     "OrderServerError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
@@ -72,6 +76,19 @@ class AuthenticationError(BinanceWebSocketError):
 
 class UserStreamError(BinanceWebSocketError):
     """An error of the user data stream."""
+
+
+class OrderBookOutOfSyncError(BinanceWebSocketError):
+    """
+    A local order book was read while it is not in sync (resyncing, not yet synced, closed).
+
+    Attributes:
+        symbol: the book's symbol.
+    """
+
+    def __init__(self, message: str, *, symbol: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.symbol = symbol
 
 
 class OrderValidationError(BinanceWebSocketError, ValueError):
@@ -130,13 +147,31 @@ class OrderStatusUnknownError(RequestError):
     ``origClientOrderId`` for plain orders, ``clientAlgoId`` for conditional ones) or watch the
     user data stream.
 
+    Also raised by the REST calls that change state (``cancel_all_open_orders``,
+    ``change_leverage``, ...) when their outcome is unknown (a timeout once sent, HTTP 5xx,
+    -1006 / -1007); ``client_order_id`` is ``None`` there. ``resolve_unknown(exc)`` looks an
+    order up.
+
     Attributes:
         client_order_id: the ``newClientOrderId`` / ``clientAlgoId`` the order was sent with.
+        method: the wire method (``"order.place"``, ``"algoOrder.place"``, ...) or REST call
+            (``"DELETE /fapi/v1/allOpenOrders"``), when known; ``None`` otherwise.
+        symbol: the order's symbol, when known.
     """
 
-    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        client_order_id: Optional[str] = None,
+        method: Optional[str] = None,
+        symbol: Optional[str] = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.client_order_id = client_order_id
+        self.method = method
+        self.symbol = symbol
 
 
 class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
@@ -145,6 +180,23 @@ class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
 
 class OrderConnectionLostError(OrderStatusUnknownError, ConnectionLostError):
     """The link was lost after an order was sent; its outcome is unknown."""
+
+
+class OrderNotFoundError(RequestError):
+    """
+    ``resolve_unknown()``: the exchange does not know the order (it was not placed, or not yet).
+
+    An order sent moments ago may still be on its way; once ``recvWindow`` (5 s by default)
+    has passed since it was sent, the exchange refuses it if it arrives, so "not found" then
+    means "not placed".
+
+    Attributes:
+        client_order_id: the client order id that was looked up.
+    """
+
+    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.client_order_id = client_order_id
 
 
 class OrderServerError(OrderStatusUnknownError):

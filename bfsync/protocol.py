@@ -149,13 +149,7 @@ def error_for(
         client_order_id: the order's ``newClientOrderId`` / ``clientAlgoId`` (orders only).
     """
     status = frame.get("status")
-    error = frame.get("error")
-    code: Optional[int] = None
-    msg = "no error detail in the reply"
-    if isinstance(error, dict):
-        raw_code = error.get("code")
-        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-        msg = str(error.get("msg", msg))
+    code, msg = _error_detail(frame)
     text = f"{method} failed: status {status}, code {code}: {msg}"
     kw: dict[str, Any] = {"code": code, "msg": msg, "status": status, "response": frame}
     if status in (418, 429):
@@ -169,9 +163,22 @@ def error_for(
             f"{text}; the order may or may not have been placed "
             f"(client order id {client_order_id!r})",
             client_order_id=client_order_id,
+            method=method,
             **kw,
         )
     return RequestError(text, **kw)
+
+
+def _error_detail(frame: dict[str, Any]) -> tuple[Optional[int], str]:
+    """The ``code`` and ``msg`` of an error frame (``None`` and a placeholder when absent)."""
+    error = frame.get("error")
+    code: Optional[int] = None
+    msg = "no error detail in the reply"
+    if isinstance(error, dict):
+        raw_code = error.get("code")
+        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+        msg = str(error.get("msg", msg))
+    return code, msg
 
 
 def revoked_error(
@@ -185,13 +192,7 @@ def revoked_error(
     ``OrderStatusUnknownError`` and ``AuthenticationError``) carrying ``client_order_id``;
     anything else a plain ``AuthenticationError``.
     """
-    error = frame.get("error")
-    code: Optional[int] = None
-    msg = "no error detail in the reply"
-    if isinstance(error, dict):
-        raw_code = error.get("code")
-        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-        msg = str(error.get("msg", msg))
+    code, msg = _error_detail(frame)
     status = frame.get("status")
     text = f"{method}: the server revoked the API key (status {status}, code {code}: {msg})"
     info = METHODS.get(method)
@@ -200,6 +201,7 @@ def revoked_error(
             f"{text}; the order may or may not have been placed "
             f"(client order id {client_order_id!r})",
             client_order_id=client_order_id,
+            method=method,
             code=code,
             msg=msg,
             status=status,

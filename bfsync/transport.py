@@ -54,6 +54,7 @@ class State(str, enum.Enum):
     CONNECTED = "connected"
     LOGGED_IN = "logged_in"
     RECONNECTING = "reconnecting"
+    STALE = "stale"  # market streams: a subscribed stream is silent (``stale_after``)
     CLOSED = "closed"
     FAILED = "failed"
 

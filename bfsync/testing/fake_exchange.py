@@ -50,6 +50,9 @@ from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
 from ._engine import Exchange, Position, Session, SymbolSpec, make_key
+from ._rest import RestServer
+from ._streams import parse_path
+from ._streamserver import StreamsMixin
 
 __all__ = ["FakeExchange"]
 
@@ -121,7 +124,7 @@ class _Connection:
         return not self.discarded
 
 
-class FakeExchange:
+class FakeExchange(StreamsMixin):
     """
     A local ws-fapi server for tests: ``with FakeExchange() as fx: ... fx.url ...``.
 
@@ -169,6 +172,7 @@ class FakeExchange:
         self._replies_duplicated = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._garbage_ids = 900_000_000_000_000
+        self._rest = RestServer(self, host)  # the REST side, on the same engine
         self._hanging = False  # hang_handshakes(): accept TCP, never answer the upgrade
         self._hang_remaining: Optional[int] = None
         self._hang_generation = 0  # accept_handshakes() ends the hangs of older generations
@@ -224,6 +228,7 @@ class FakeExchange:
             raise RuntimeError(
                 f"FakeExchange could not start on {self._host}:{self._port}: {self._start_error}"
             ) from self._start_error
+        self._rest.start()
         return self
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
@@ -237,6 +242,7 @@ class FakeExchange:
         with self._cond:
             thread, loop, event = self._thread, self._loop, self._stop_event
             self._thread = None
+        self._rest.stop(timeout)
         if thread is None:
             return
         if loop is not None and event is not None:
@@ -314,6 +320,16 @@ class FakeExchange:
     def url(self) -> str:
         """``ws://127.0.0.1:PORT/ws-fapi/v1`` (any path is accepted)."""
         return f"ws://{self._host}:{self.port}/ws-fapi/v1"
+
+    @property
+    def rest_url(self) -> str:
+        """
+        The REST base URL (``http://127.0.0.1:PORT``, its own port), for
+        ``config["rest_url"]``; the same after ``stop()``.
+        """
+        if self._bound_port is None:
+            raise RuntimeError("FakeExchange is not started: use start() or `with`")
+        return self._rest.url
 
     @property
     def connection_count(self) -> int:
@@ -926,7 +942,7 @@ class FakeExchange:
                 self._cond.notify_all()
                 return self._hang(connection, self._hang_generation)
             if not self._refusing:
-                return None
+                return self._stream_refusal(connection, request)
             if self._refuse_remaining is not None:
                 self._refuse_remaining -= 1
                 if self._refuse_remaining <= 0:
@@ -961,6 +977,10 @@ class FakeExchange:
     # ---- the connection handler -----------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
+        stream_path = parse_path(ws.request.path) if ws.request is not None else None
+        if stream_path is not None:  # a market or user data stream route (_streamserver.py)
+            await self._serve_stream(ws, stream_path)
+            return
         return_rate_limits = True
         if ws.request is not None:
             query = parse_qs(urlsplit(ws.request.path).query)
@@ -1004,6 +1024,7 @@ class FakeExchange:
                 sent = outcome.record
                 copies = self._duplicates(sent.get("method") if sent is not None else None)
             self._cond.notify_all()
+        self._stream_after_frame()  # user-data events the request caused (_streamserver.py)
         if outcome.reply is None:
             return
         self._track(

@@ -85,6 +85,8 @@ def test_server_failure_and_revoked_key_errors_are_unknown_outcomes() -> None:
         "bfsync.exceptions",
         "bfsync.filters",
         "bfsync.limits",
+        "bfsync.livebook",
+        "bfsync.orderbook",
         "bfsync.orders",
         "bfsync.protocol",
         "bfsync.service",
