@@ -12,6 +12,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._registry import close_all
 from .exceptions import (
     AuthenticationError,
     BinanceWebSocketError,
@@ -60,6 +61,7 @@ __all__ = [
     "State",
     "UserStreamError",
     "WebSocketService",
+    "close_all",
 ]
 
 # The client classes load their modules (attrs, websocket-client, cryptography) on first use,

@@ -16,13 +16,14 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 __all__ = ["DispatchedFuture", "Dispatcher"]
 
 log = logging.getLogger("bfsync.dispatch")
 
 _STOP = object()
+_T = TypeVar("_T")
 
 
 class Dispatcher:
@@ -97,11 +98,11 @@ class Dispatcher:
             thread.join(timeout)
 
 
-class DispatchedFuture(Future):  # type: ignore[type-arg]
+class DispatchedFuture(Future[_T]):
     """A ``concurrent.futures.Future`` whose done-callbacks run on the dispatcher thread."""
 
     _dispatcher: Dispatcher
 
-    def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
+    def add_done_callback(self, fn: Callable[[Future[_T]], object]) -> None:
         dispatcher = self._dispatcher
         super().add_done_callback(lambda future: dispatcher.post(fn, future))

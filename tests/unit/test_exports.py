@@ -92,8 +92,20 @@ def test_server_failure_and_revoked_key_errors_are_unknown_outcomes() -> None:
         "bfsync.service",
         "bfsync.signing",
         "bfsync.transport",
+        "bfsync.types",
     ],
 )
 def test_every_module_declares_all(module: str) -> None:
     """Every public module says what it exports."""
     assert isinstance(importlib.import_module(module).__all__, list)
+
+
+def test_types_module_exports_every_public_type() -> None:
+    """bfsync.types lists every public name it defines, and nothing private."""
+    from bfsync import types
+
+    public = {name for name in vars(types) if name[0].isupper() and not name.startswith("_")}
+    public -= {"Future", "Decimal", "Generic", "Literal", "Optional", "TypeVar", "Union"}
+    public -= {"NotRequired", "TypedDict", "SupportsFloat", "SupportsIndex"}
+
+    assert sorted(public) == sorted(types.__all__)
