@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .config import PROD_REST_URL, PROD_WS_URL, TESTNET_REST_URL, TESTNET_WS_URL
+from .config import (
+    PROD_REST_URL,
+    PROD_STREAM_URL,
+    PROD_WS_URL,
+    TESTNET_REST_URL,
+    TESTNET_STREAM_URL,
+    TESTNET_WS_URL,
+)
 from .service import WebSocketService
+
+if TYPE_CHECKING:
+    from .market import MarketService
 
 __all__ = ["BinanceClient"]
 
@@ -31,6 +41,10 @@ class BinanceClient:
     def rest_url(self) -> str:
         return TESTNET_REST_URL if self.testnet else PROD_REST_URL
 
+    @property
+    def stream_url(self) -> str:
+        return TESTNET_STREAM_URL if self.testnet else PROD_STREAM_URL
+
     def websocket_service(
         self,
         api_key: str,
@@ -50,5 +64,31 @@ class BinanceClient:
         """
         merged = {"ws_url": self.ws_url, "rest_url": self.rest_url, **(config or {})}
         service = WebSocketService(api_key, private_key_path, enable_validation, merged)
+        service.connect()
+        return service
+
+    def market_service(
+        self,
+        message_handler: Optional[Callable[[dict[str, Any]], object]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> MarketService:
+        """
+        A new, connected ``MarketService`` (each call makes a new one).
+
+        Blocks at most ``connection_timeout`` seconds (plus one).
+
+        Raises:
+            ValueError: a bad ``config`` or a ``message_handler`` that is not callable.
+            ConnectionError: the stream server could not be reached.
+        """
+        from .market import MarketService
+
+        merged = {
+            "stream_url": self.stream_url,
+            "ws_url": self.ws_url,
+            "rest_url": self.rest_url,
+            **(config or {}),
+        }
+        service = MarketService(message_handler, merged)
         service.connect()
         return service

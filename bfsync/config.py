@@ -15,12 +15,24 @@ from typing import Any, Optional
 
 import attrs
 
-__all__ = ["PROD_REST_URL", "PROD_WS_URL", "TESTNET_REST_URL", "TESTNET_WS_URL", "Config"]
+__all__ = [
+    "PROD_REST_URL",
+    "PROD_STREAM_URL",
+    "PROD_WS_URL",
+    "TESTNET_REST_URL",
+    "TESTNET_STREAM_URL",
+    "TESTNET_WS_URL",
+    "Config",
+]
 
 PROD_WS_URL = "wss://ws-fapi.binance.com/ws-fapi/v1"
 PROD_REST_URL = "https://fapi.binance.com"
 TESTNET_WS_URL = "wss://testnet.binancefuture.com/ws-fapi/v1"
 TESTNET_REST_URL = "https://demo-fapi.binance.com"
+# Market streams: routes (/public, /market) are appended. The testnet's stream host is
+# unconfirmed (reference §7.3): the older fstream.binancefuture.com is the documented one.
+PROD_STREAM_URL = "wss://fstream.binance.com"
+TESTNET_STREAM_URL = "wss://fstream.binancefuture.com"
 
 _CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{0,20}$")
 
@@ -53,6 +65,20 @@ def _url(*schemes: str) -> Any:
             )
 
     return check
+
+
+def _strip_slash(value: Any) -> Any:
+    return value.rstrip("/") if isinstance(value, str) else value
+
+
+def _stale_after(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _positive_number(inst, attribute, value)
+
+
+def _queue_size(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"config['queue_size'] must be an integer >= 1, got {value!r}")
 
 
 def _recv_window(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -111,6 +137,13 @@ class Config:
     clock_sync_interval: float = attrs.field(default=600, validator=_positive_number)
     rate_limit: Optional[str] = attrs.field(default=None, validator=_rate_limit_mode)
     exchange_info_refresh: float = attrs.field(default=3600, validator=_positive_number)
+    stream_url: str = attrs.field(
+        default=PROD_STREAM_URL,
+        validator=_url("ws", "wss"),
+        converter=_strip_slash,
+    )
+    queue_size: int = attrs.field(default=10_000, validator=_queue_size)
+    stale_after: Optional[float] = attrs.field(default=None, validator=_stale_after)
 
     @classmethod
     def from_dict(cls, config: Optional[Mapping[str, Any]], **defaults: Any) -> Config:

@@ -17,6 +17,7 @@ them let a caller tell cases apart::
     │   ├── OrderStatusUnknownError         base of the two "outcome unknown" errors
     │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
+    ├── OrderBookOutOfSyncError             a local order book read while not in sync
     └── OrderValidationError                refused before sending (also ValueError)
 
 ``OrderStatusUnknownError`` is the class to catch for "the order may or may not exist":
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionError",
     "ConnectionLostError",
     "LoginRejectedError",
+    "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
     "OrderNotFoundError",
     "OrderStatusUnknownError",
@@ -67,6 +69,19 @@ class AuthenticationError(BinanceWebSocketError):
 
 class UserStreamError(BinanceWebSocketError):
     """An error of the user data stream."""
+
+
+class OrderBookOutOfSyncError(BinanceWebSocketError):
+    """
+    A local order book was read while it is not in sync (resyncing, not yet synced, closed).
+
+    Attributes:
+        symbol: the book's symbol.
+    """
+
+    def __init__(self, message: str, *, symbol: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.symbol = symbol
 
 
 class OrderValidationError(BinanceWebSocketError, ValueError):

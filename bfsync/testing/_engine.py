@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ..signing import ED25519, HMAC, RSA, canonical_payload, param_text
+from . import _userdata
+from ._book import Book
 
 __all__ = ["ApiError", "Exchange", "Outcome", "Session", "SymbolSpec", "load_exchange_info"]
 
@@ -704,6 +706,11 @@ class Exchange:
         self.orders_1m_limit = ORDERS_1M_LIMIT
         self.enforce_rate_limits = True
         self.order_windows: dict[str, tuple[_Window, _Window]] = {}  # account -> (10 s, 1 min)
+        # Streams: live books (symbols a test published depth for), and the user-data events
+        # to push (None until a private stream connects: nothing is collected before).
+        self.books: dict[str, Book] = {}
+        self.user_events: Optional[list[JsonDict]] = None
+        self.last_realized = Decimal(0)  # the realized PnL of the last fill (for events)
         # (signed, handler): signed methods are authenticated before the handler runs; the
         # USER_STREAM methods (userDataStream.*) check their apiKey themselves.
         self.handlers: dict[str, tuple[bool, Handler]] = {
@@ -1221,8 +1228,42 @@ class Exchange:
             raise invalid("limit") from None
         if limit is None:
             limit = 500
-        if limit not in DEPTH_LIMITS:
+        return self.depth_snapshot(spec.symbol, limit, now)
+
+    def live_book(self, symbol: str) -> Book:
+        """
+        ``symbol``'s live book (streams publish its diffs), created on first use from the
+        fixed ladder at the symbol's price, its ids continuing from ``update_id``.
+        ``KeyError`` for an unknown symbol.
+        """
+        book = self.books.get(symbol)
+        if book is None:
+            spec = self.symbols[symbol]
+            ladder = [
+                [(Decimal(p), Decimal(q)) for p, q in self.levels(spec, side, BOOK_LEVELS)]
+                for side in (True, False)
+            ]
+            book = Book(
+                ladder[0], ladder[1], self.update_id, spec.price_precision, spec.quantity_precision
+            )
+            self.books[symbol] = book
+        return book
+
+    def depth_snapshot(self, symbol: str, limit: int, now: int) -> JsonDict:
+        """
+        The depth answer (ws-fapi ``depth``, REST ``GET /fapi/v1/depth``): from the live book
+        when ``symbol`` has one (its ``lastUpdateId`` fits the streamed ``U/u/pu`` chain),
+        else the fixed ladder. ``ApiError`` -1121 (symbol) or -1130 (``limit`` not one of
+        5 10 20 50 100 500 1000).
+        """
+        spec = self.symbols.get(symbol) if isinstance(symbol, str) else None
+        if spec is None:
+            raise ApiError(-1121, "Invalid symbol.")
+        if isinstance(limit, bool) or limit not in DEPTH_LIMITS:
             raise invalid("limit")
+        book = self.books.get(symbol)
+        if book is not None:
+            return book.snapshot(limit, now)
         return {
             "lastUpdateId": self.update_id,
             "E": now,
@@ -1505,6 +1546,7 @@ class Exchange:
         self.orders[order_id] = order
         self.orders_by_client_id[order["clientOrderId"]] = order
         self.open_order_ids[order_id] = None
+        _userdata.order_placed(self, order, spec, executed, now)
         reply = {k: v for k, v in order.items() if k != "time"}
         if resp_type == "ACK":
             # The ACK answer comes before matching: the order as it was when accepted.
@@ -1529,6 +1571,7 @@ class Exchange:
         """Apply a fill to the one-way position and the USDT balance; the quantity filled."""
         position = self.positions.setdefault(spec.symbol, Position())
         old = position.amount
+        self.last_realized = Decimal(0)
         signed = qty if side == "BUY" else -qty
         if reduce_only:
             signed = max(signed, -old) if old > 0 else min(signed, -old)
@@ -1539,6 +1582,7 @@ class Exchange:
         else:
             closed = min(abs(signed), abs(old))
             realized = closed * (price - position.entry_price) * (1 if old > 0 else -1)
+            self.last_realized = realized
             self.balances["USDT"] = self.balances.get("USDT", Decimal(0)) + realized
             self.balance_times["USDT"] = now
             if new == 0:
@@ -1583,6 +1627,7 @@ class Exchange:
             raise ApiError(-2011, MSG_UNKNOWN_ORDER)
         order["status"] = "CANCELED"
         order["updateTime"] = now
+        _userdata.order_update(self, order, spec, "CANCELED", now)
         return self._order_reply(order)
 
     def _order_modify(self, session: Session, params: JsonDict, now: int) -> JsonDict:
@@ -1656,6 +1701,7 @@ class Exchange:
                 cumQty=fmt(total, spec.quantity_precision),
                 cumQuote=fmt(quote, 5),
             )
+        _userdata.order_amended(self, order, spec, executed, now)
         reply = self._order_reply(order)
         modify_id = params.get("modifyId")
         if not _missing(modify_id):
@@ -1781,6 +1827,7 @@ class Exchange:
             algo["callbackRate"] = callback[0]
         self.algo_orders[algo_id] = algo
         self.algo_orders_by_client_id[algo["clientAlgoId"]] = algo
+        _userdata.algo_update(self, algo, now)
         return dict(algo)
 
     # ---- algoOrder.cancel ------------------------------------------------------------------
@@ -1793,6 +1840,7 @@ class Exchange:
             raise ApiError(-2011, MSG_UNKNOWN_ORDER)
         algo["algoStatus"] = "CANCELED"
         algo["updateTime"] = now
+        _userdata.algo_update(self, algo, now)
         return {
             "algoId": algo["algoId"],
             "clientAlgoId": algo["clientAlgoId"],

@@ -51,6 +51,8 @@ from websockets.protocol import State
 
 from ._engine import Exchange, Position, Session, SymbolSpec, make_key
 from ._rest import RestServer
+from ._streams import parse_path
+from ._streamserver import StreamsMixin
 
 __all__ = ["FakeExchange"]
 
@@ -122,7 +124,7 @@ class _Connection:
         return not self.discarded
 
 
-class FakeExchange:
+class FakeExchange(StreamsMixin):
     """
     A local ws-fapi server for tests: ``with FakeExchange() as fx: ... fx.url ...``.
 
@@ -873,7 +875,7 @@ class FakeExchange:
         """websockets' ``process_request`` hook: refuse the handshake when asked to."""
         with self._cond:
             if not self._refusing:
-                return None
+                return self._stream_refusal(connection, request)
             if self._refuse_remaining is not None:
                 self._refuse_remaining -= 1
                 if self._refuse_remaining <= 0:
@@ -908,6 +910,10 @@ class FakeExchange:
     # ---- the connection handler -----------------------------------------------------------------
 
     async def _handler(self, ws: ServerConnection) -> None:
+        stream_path = parse_path(ws.request.path) if ws.request is not None else None
+        if stream_path is not None:  # a market or user data stream route (_streamserver.py)
+            await self._serve_stream(ws, stream_path)
+            return
         return_rate_limits = True
         if ws.request is not None:
             query = parse_qs(urlsplit(ws.request.path).query)
@@ -951,11 +957,11 @@ class FakeExchange:
                 sent = outcome.record
                 copies = self._duplicates(sent.get("method") if sent is not None else None)
             self._cond.notify_all()
-        if outcome.reply is None:
-            return
-        self._track(
-            connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
-        )
+        if outcome.reply is not None:
+            self._track(
+                connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
+            )
+        self._stream_after_frame()  # user-data events the request caused
 
     @staticmethod
     async def _send(

@@ -68,6 +68,8 @@ def test_unknown_outcome_errors_are_request_errors_with_an_id() -> None:
         "bfsync.exceptions",
         "bfsync.filters",
         "bfsync.limits",
+        "bfsync.livebook",
+        "bfsync.orderbook",
         "bfsync.orders",
         "bfsync.protocol",
         "bfsync.service",
