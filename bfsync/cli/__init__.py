@@ -12,6 +12,8 @@ validation before sending); 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import traceback
@@ -57,6 +59,13 @@ def main(
 def _demo(args: list[str]) -> int:
     from .._demo import main as demo
 
+    if "-h" in args or "--help" in args:
+        # The demo's help is its docstring, in reST markup: show it without the backquotes.
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+            demo(["--help"])
+        sys.stdout.write(text.getvalue().replace("``", ""))
+        return EXIT_OK
     try:
         return demo(args)
     except SystemExit as exc:  # argparse's usage errors and --help

@@ -175,6 +175,9 @@ def depth_table(result: Any) -> Table:
 
 
 def _nonzero(value: Any) -> bool:
+    """Whether a decimal string is not zero (``None``: no; text that is no number: yes)."""
+    if value is None:
+        return False
     try:
         return float(value) != 0
     except (TypeError, ValueError):
