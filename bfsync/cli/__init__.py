@@ -68,8 +68,11 @@ def _demo(args: list[str]) -> int:
         return EXIT_OK
     try:
         return demo(args)
-    except SystemExit as exc:  # argparse's usage errors and --help
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE if exc.code else EXIT_OK
+    except SystemExit as exc:  # argparse's usage errors and --help, or a message
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        sys.stderr.write(f"{exc.code}\n")  # as the interpreter shows SystemExit("text")
+        return EXIT_ERROR
 
 
 def _main(

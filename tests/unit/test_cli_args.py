@@ -129,3 +129,22 @@ def test_cancel_by_client_id_and_algo() -> None:
 def test_demo_is_listed() -> None:
     """demo parses as a command of its own (its flags are the demo's business)."""
     assert "demo" == parse(["demo"]).command
+
+
+def test_demo_exit_statuses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo's usage error exits 2; its SystemExit('text') shows the text and exits 1."""
+    import bfsync._demo
+    from bfsync.cli import main
+
+    monkeypatch.delenv("BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("BINANCE_PRIVATE_KEY_PATH", raising=False)
+    assert 2 == main(["demo", "--testnet"])  # --testnet without keys: the demo's usage error
+
+    def needs_extra(argv: object) -> int:
+        raise SystemExit("the embedded exchange needs: pip install 'bfsync[testing]'")
+
+    monkeypatch.setattr(bfsync._demo, "main", needs_extra)
+    assert 1 == main(["demo"])
+    assert "bfsync[testing]" in capsys.readouterr().err
