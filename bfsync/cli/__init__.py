@@ -112,6 +112,12 @@ def _main(
     except BinanceWebSocketError as exc:
         ctx.say(f"{name}: {type(exc).__name__}: {_one_line(exc)}")
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        if invocation.command in ("order", "cancel", "cancel-all"):
+            ctx.say(
+                f"{name}: interrupted; what was sent may have taken effect: see 'bfsync orders'"
+            )
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`bfsync watch ... | head`): not an error of ours.
         _silence_stdout()

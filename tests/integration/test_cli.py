@@ -480,3 +480,52 @@ def test_python_m_bfsync_demo(tmp_path: Path) -> None:
     )
     assert 0 == done.returncode, done.stderr
     assert "done: every step of the complete usage example succeeded" in done.stdout
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")
+def test_watch_on_a_terminal_draws_a_live_table(cli: Cli) -> None:
+    """On a terminal, watch draws a table (one row per stream) and redraws it in place."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        cli.argv(("watch", "btcusdt@bookTicker", "btcusdt@aggTrade", "--count", "6"), urls=True),
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=cli.env(keys=False),
+    )
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            cli.fx.publish_book_ticker("BTCUSDT")
+            cli.fx.publish_agg_trade("BTCUSDT")
+            while select.select([master], [], [], 0.05)[0]:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+        assert 0 == process.wait(COMMAND_TIMEOUT)
+        while select.select([master], [], [], 0.2)[0]:  # what is left after the last poll
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=COMMAND_TIMEOUT)
+        os.close(master)
+    text = screen.decode()
+    last = text.split("\x1b[J")[-1].splitlines()
+    assert "\x1b[J" in text  # redrawn in place
+    assert ["STREAM", "EVENT", "TIME", "LATEST"] == last[0].split()
+    assert ["btcusdt@bookTicker", "bookTicker"] == last[1].split()[:2]
+    assert ["btcusdt@aggTrade", "aggTrade"] == last[2].split()[:2]
+    assert last[3].startswith("6 events")
