@@ -16,7 +16,17 @@ from .rawclient import Client
 
 KEY_KINDS = ("HMAC", "RSA", "Ed25519")
 Credentials = tuple[str, str]
-CLIENT_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-rest", "bfsync-connect")
+# Every thread a bfsync client may start (FakeExchange's own threads are not among them).
+CLIENT_THREADS = (
+    "bfsync-io",
+    "bfsync-dispatch",
+    "bfsync-rest",
+    "bfsync-connect",
+    "bfsync-deadline",
+    "bfsync-deliver",
+    "bfsync-market",
+    "bfsync-book",
+)
 
 
 def client_threads() -> list[str]:
