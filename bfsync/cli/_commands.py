@@ -32,7 +32,7 @@ from ._profiles import (
 __all__ = ["COMMANDS", "Context", "NotConfirmed", "run_command"]
 
 # Public market data needs no keys; the service still wants some (it never signs with these).
-_ANONYMOUS = Credentials("anonymous", "anonymous-public-data-only", "no keys (public data)")
+_ANONYMOUS = Credentials("anonymous", "0" * 64, "no keys (public data)")  # HMAC-shaped
 _PLACE = {
     "LIMIT": "place_limit_order",
     "MARKET": "place_market_order",

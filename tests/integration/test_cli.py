@@ -183,10 +183,12 @@ def test_yes_and_orders_lists_plain_and_algo(cli: Cli) -> None:
     listed = cli.json("orders")
     rows = list(csv.DictReader(io.StringIO(cli.ok("orders", "BTCUSDT", "--csv"))))
     assert (1, 1) == (len(listed["orders"]), len(listed["algoOrders"]))
-    assert [("order", "LIMIT", "45000", ""), ("algo", "STOP_MARKET", "0.00", "44000")] == [
-        (r["KIND"], r["TYPE"], r["PRICE"], r["STOP PRICE"] if r["KIND"] == "algo" else "")
-        for r in rows
-    ]
+    plain, algo = listed["orders"][0], listed["algoOrders"][0]
+    assert [
+        ("order", "LIMIT", plain["price"], plain["stopPrice"]),
+        ("algo", "STOP_MARKET", algo["price"], algo["triggerPrice"]),
+    ] == [(r["KIND"], r["TYPE"], r["PRICE"], r["STOP PRICE"]) for r in rows]
+    assert algo["triggerPrice"].startswith("44000")
 
 
 def test_order_refused_by_validation_exits_2(cli: Cli) -> None:
@@ -233,11 +235,13 @@ def test_cancel_all_refused_then_accepted(cli: Cli) -> None:
 def test_bad_keys_exit_1_with_one_line(cli: Cli) -> None:
     """An unknown key or a wrong secret: exit 1, one line on stderr with Binance's code."""
     unknown = cli.run("balance", env=cli.env(BINANCE_API_KEY="nope"))
-    wrong = cli.run("balance", env=cli.env(BINANCE_PRIVATE_KEY="not-the-secret"))
+    wrong = cli.run("balance", env=cli.env(BINANCE_PRIVATE_KEY="Wr0ng" * 12 + "abcd"))
+    missing = cli.run("balance", env=cli.env(BINANCE_PRIVATE_KEY="/no/such/key.pem"))
     _assert_one_line_error(unknown, "-2015")
     _assert_one_line_error(wrong, "-1022")
-    assert 1 == len(unknown.stderr.strip().splitlines())
-    assert "not-the-secret" not in wrong.stderr
+    _assert_one_line_error(missing, "AuthenticationError")
+    assert [1, 1, 1] == [len(d.stderr.strip().splitlines()) for d in (unknown, wrong, missing)]
+    assert "Wr0ngWr0ng" not in wrong.stderr
 
 
 def test_no_keys_is_usage(cli: Cli) -> None:
