@@ -113,6 +113,7 @@ class _ShardChannel(ChannelBase):
         self.ever_opened = False
         self.batch: list[tuple[str, Any]] = []
         self.unknown = 0  # events of streams not held (late, after an unsubscribe)
+        self.malformed = 0  # messages ignored: not JSON objects, no stream, unknown reply ids
 
     # The channel contract (I/O thread)
 
@@ -141,9 +142,11 @@ class _ShardChannel(ChannelBase):
         try:
             message = json.loads(data)
         except ValueError:
+            self.malformed += 1
             log.warning("%s: ignored a message that is not JSON: %.200r", self.name, data)
             return
         if not isinstance(message, dict):
+            self.malformed += 1
             log.warning("%s: ignored a message that is not an object: %.200r", self.name, data)
             return
         stream = message.get("stream")
@@ -155,8 +158,10 @@ class _ShardChannel(ChannelBase):
                 if ours:
                     self.service._ack_seen(self, now)
             if not ours:
+                self.malformed += 1
                 log.warning("%s: ignored a reply with unknown id %r", self.name, message["id"])
         else:
+            self.malformed += 1
             log.warning("%s: ignored a message without a stream: %.200r", self.name, data)
 
     def _event(self, stream: Any, payload: Any, link: int, now: float) -> None:
@@ -305,6 +310,7 @@ class MarketService:
         self._lane.close()
         self._books: dict[str, OrderBook] = {}
         self._book_only: set[str] = set()  # depth streams held for a book, not for the user
+        self._malformed_gone = 0  # ``malformed`` of channels no longer served
         self._silence = Silence(self.config.stale_after)
         self._state = State.CLOSED
         self._failure: Optional[BaseException] = None
@@ -343,6 +349,12 @@ class MarketService:
         return self._lane.handler_errors
 
     @property
+    def malformed(self) -> int:
+        """Messages ignored since ``connect()``: not JSON objects, or replies nobody awaited."""
+        with self._lock:
+            return sum(c.malformed for c in self._channels.values()) + self._malformed_gone
+
+    @property
     def stale_streams(self) -> frozenset[str]:
         """Subscribed streams silent for ``stale_after`` seconds (empty when off)."""
         return self._silence.stale
@@ -371,6 +383,7 @@ class MarketService:
             self._channels = {}
             self._books = {}
             self._book_only = set()
+            self._malformed_gone = 0
             self._silence = Silence(self.config.stale_after)
             self._failure = None
             self._set_state(State.CONNECTING)
@@ -391,7 +404,7 @@ class MarketService:
         """
         Stop everything; idempotent, from any thread (also from the handler). Waiting
         subscribe calls fail with ``ConnectionError``; ``events()`` ends. Bounded: returns
-        within about seven seconds even if the server does not answer.
+        within about eight seconds even if the server does not answer.
         """
         with self._connect_lock:
             self._teardown()
@@ -407,9 +420,7 @@ class MarketService:
         if io is not None:
             io.close()
         self._lane.close()
-        for book in list(self._books.values()):
-            with contextlib.suppress(Exception):
-                book.close()
+        _close_books(self._books)
 
     # Subscriptions
 
@@ -868,6 +879,7 @@ class MarketService:
         with self._lock:
             if self._channels.get(channel.shard.number) is channel:
                 del self._channels[channel.shard.number]
+                self._malformed_gone += channel.malformed
         if cause is not None and channel.ever_opened and self._io is not None:
             self._failure = cause
             log.error("%s failed: %s", channel.name, cause)
@@ -929,6 +941,12 @@ def _stop(io: IOThread, lane: DeliveryLane, books: dict[str, OrderBook]) -> None
     """A service dropped without close(): stop its threads."""
     io.close()
     lane.close()
+    _close_books(books)
+
+
+def _close_books(books: dict[str, OrderBook]) -> None:
+    """Close every book, waiting one second in all for fetches in progress (they end then)."""
+    deadline = time.monotonic() + 1.0
     for book in list(books.values()):
         with contextlib.suppress(Exception):
-            book.close()
+            book.close(max(0.0, deadline - time.monotonic()))

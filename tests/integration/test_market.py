@@ -542,3 +542,17 @@ def test_server_pings_are_answered() -> None:
             assert 0 == ms.reconnects
         finally:
             ms.close()
+
+
+def test_bad_frames_are_counted_and_the_connection_survives(
+    fx: FakeExchange, make_market: Callable[..., MarketService]
+) -> None:
+    """Text that is not JSON, or an event of an unknown shape, is ignored and counted."""
+    ms = make_market()
+    ms.subscribe_book_ticker(["BTCUSDT"])
+    fx.publish("btcusdt@bookTicker", "{not json")
+    ticker = fx.publish_book_ticker("BTCUSDT")
+    wait_for(lambda: ms.latest("btcusdt@bookTicker") == ticker)
+    assert 1 == ms.malformed
+    assert 0 == ms.reconnects
+    assert [ticker] == list(ms.events(timeout=scaled(0.3)))
