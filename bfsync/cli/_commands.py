@@ -73,9 +73,13 @@ class Context:
         self.stdout.flush()
 
     def close(self) -> None:
-        """Close every service opened (each bounded), last first."""
+        """Close every service opened (each bounded), last first; one failing stops no other."""
         while self.to_close:
-            self.to_close.pop().close()
+            service = self.to_close.pop()
+            try:
+                service.close()
+            except Exception as exc:  # a bug in close(): still close the others, say so
+                self.say(f"warning: closing {type(service).__name__} failed: {_one_line(exc)}")
 
     # Settings
 
