@@ -1288,9 +1288,15 @@ class Exchange:
         for s in specs:
             bid = self.levels(s, True, 1)
             ask = self.levels(s, False, 1)
+            update_id = self.update_id
+            live = self.books.get(s.symbol)
+            if live is not None:  # a symbol streams publish depth for: its live book
+                (bid_level, ask_level), update_id = live.best(), live.last_update_id
+                bid = live.wire([bid_level]) if bid_level[1] else []
+                ask = live.wire([ask_level]) if ask_level[1] else [["0", "0"]]
             items.append(
                 {
-                    "lastUpdateId": self.update_id,
+                    "lastUpdateId": update_id,
                     "symbol": s.symbol,
                     "bidPrice": bid[0][0] if bid else "0",
                     "bidQty": bid[0][1] if bid else "0",

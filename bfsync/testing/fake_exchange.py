@@ -943,11 +943,12 @@ class FakeExchange(StreamsMixin):
                 sent = outcome.record
                 copies = self._duplicates(sent.get("method") if sent is not None else None)
             self._cond.notify_all()
-        if outcome.reply is not None:
-            self._track(
-                connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
-            )
-        self._stream_after_frame()  # user-data events the request caused
+        self._stream_after_frame()  # user-data events the request caused (_streamserver.py)
+        if outcome.reply is None:
+            return
+        self._track(
+            connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
+        )
 
     @staticmethod
     async def _send(
