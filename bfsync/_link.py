@@ -357,6 +357,11 @@ class Handshake:
         if link is None:
             _shutdown(self._ws)
 
+    @property
+    def running(self) -> bool:
+        """Whether the helper thread still runs (it may, briefly, after ``on_done``)."""
+        return self._thread.is_alive()
+
     def join(self, timeout: float) -> bool:
         """Wait for the helper thread; True if it ended."""
         if self._thread.ident is None:

@@ -8,10 +8,12 @@ returns it.
 
 Blocking calls (``wait_for_response=True``, the default) return the reply frame, a dict
 ``{"id", "status", "result", "rateLimits"?}``, or raise. They never wait longer than
-``request_timeout`` (the I/O thread fails the request then) plus a small safety margin.
+``request_timeout``: the I/O thread fails the request at its deadline, and if it has not
+(it is stuck), the caller's thread fails it itself, race-safely.
 ``wait_for_response=False`` returns a ``concurrent.futures.Future`` at once, which resolves
-to the same dict or raises the same exception; its done-callbacks run on bfsync's
-dispatcher thread, never on the I/O thread.
+to the same dict or raises the same exception, by its deadline at the latest (the
+process-wide watcher of ``_deadlines.py`` settles it if the I/O thread does not); its
+done-callbacks run on bfsync's dispatcher thread, never on the I/O thread.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from . import _deadlines
 from ._dispatch import DispatchedFuture, Dispatcher
 from .calls import prepare_call
 from .config import Config
@@ -33,7 +36,6 @@ from .exceptions import (
     AuthenticationError,
     ConnectionError,
     OrderValidationError,
-    RequestTimeoutError,
 )
 from .orders import format_params, prepare_order
 from .protocol import METHODS
@@ -54,6 +56,7 @@ Reply = Any
 
 _DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _COUNTED_ORDERS = frozenset({"order.place", "algoOrder.place", "order.modify"})
+_EXIT_WAIT = 0.2  # seconds a dropped service's threads get to stop at interpreter exit
 _PREPARED = frozenset(
     {
         "order.place",
@@ -64,7 +67,6 @@ _PREPARED = frozenset(
         "algoOrder.cancel",
     }
 )
-_WAIT_MARGIN = 5.0  # the I/O thread enforces request_timeout; this only guards against a bug
 
 
 class WebSocketService:
@@ -241,6 +243,7 @@ class WebSocketService:
         if self._finalizer is not None:
             self._finalizer.detach()
         self._dispatcher.close(1.0)
+        _deadlines.sweep(join=1.0)
 
     def login(self, wait_for_response: bool = True) -> Reply:
         """
@@ -470,23 +473,34 @@ class WebSocketService:
             delay = limiter.reserve(weight_of(method, params), int(method in _COUNTED_ORDERS), now)
             if delay > 0:
                 request.not_before = now + delay
-        transport.submit(request)
         if not wait_for_response:
+            transport.submit(request)
+            _deadlines.watch(request.deadline, future, request, transport.expire)
             return future
         if transport.in_io_thread():
             raise RuntimeError("a blocking bfsync call cannot be made on bfsync's I/O thread")
+        transport.submit(request)
         try:
-            return future.result(timeout + _WAIT_MARGIN)
+            return future.result(max(0.0, request.deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
             if future.done():  # the request's own timeout error (a TimeoutError since 3.11)
                 raise
-            raise RequestTimeoutError(f"{method}: no reply within {timeout} s") from None
+        # The deadline passed and the I/O thread has not settled it: settle it here.
+        transport.expire(request)
+        return future.result(0)
 
 
 def _stop(transport: Transport, dispatcher: Dispatcher) -> None:
-    """Stop a dropped service's threads (its weakref finalizer; must not refer to it)."""
-    transport.close(2.0)
-    dispatcher.close(1.0)
+    """
+    Stop a dropped service's threads (its weakref finalizer; must not refer to it).
+
+    At interpreter exit (the main thread has finished) it waits at most about half a second
+    in all: a healthy I/O thread stops in milliseconds, a stuck one must not delay the exit
+    (its daemon threads end with the process).
+    """
+    exiting = not threading.main_thread().is_alive()
+    transport.close(_EXIT_WAIT if exiting else 2.0)
+    dispatcher.close(_EXIT_WAIT if exiting else 1.0)
 
 
 def _require_symbol(symbol: Any) -> None:

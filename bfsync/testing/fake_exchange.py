@@ -6,7 +6,7 @@ a daemon thread) on ``127.0.0.1`` and an ephemeral port, speaks the ws-fapi fram
 checks signatures and timestamps like Binance, and answers from a small deterministic market
 (BTCUSDT at 50000, ETHUSDT at 3000) and account (10000 USDT). Tests can script replies, delay
 or withhold them, drop connections, skew the server clock and inject faults (a stalled peer,
-refused handshakes, connections closed at an age, duplicate replies, garbage frames)::
+refused or hung handshakes, connections closed at an age, duplicate replies, garbage frames)::
 
     from bfsync.testing import FakeExchange
 
@@ -171,6 +171,10 @@ class FakeExchange(StreamsMixin):
         self._replies_duplicated = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._garbage_ids = 900_000_000_000_000
+        self._hanging = False  # hang_handshakes(): accept TCP, never answer the upgrade
+        self._hang_remaining: Optional[int] = None
+        self._hang_generation = 0  # accept_handshakes() ends the hangs of older generations
+        self._handshakes_hung = 0
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -693,10 +697,41 @@ class FakeExchange(StreamsMixin):
             self._refuse_status = status
 
     def accept_handshakes(self) -> None:
-        """Stop refusing handshakes (see ``refuse_handshakes()``)."""
+        """Stop refusing or hanging handshakes; hung ones are then refused (HTTP 503)."""
         with self._cond:
             self._refusing = False
             self._refuse_remaining = None
+            self._hanging = False
+            self._hang_remaining = None
+            self._hang_generation += 1
+
+    def hang_handshakes(self, count: Optional[int] = None) -> None:
+        """
+        Accept the TCP connection of the next ``count`` WebSocket handshakes (``None``: every
+        one until ``accept_handshakes()`` or ``clear_faults()``) but never answer the HTTP
+        upgrade, like a server that hangs. A hung handshake is answered 503 by
+        ``accept_handshakes()``, or closed by the server after 10 s. ``handshakes_hung`` counts.
+        """
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
+            raise ValueError(f"count must be a positive int or None, got {count!r}")
+        with self._cond:
+            self._hanging = True
+            self._hang_remaining = count
+
+    @property
+    def handshakes_hung(self) -> int:
+        """Handshakes left unanswered by ``hang_handshakes()`` since construction."""
+        with self._cond:
+            return self._handshakes_hung
+
+    async def _hang(self, connection: ServerConnection, generation: int) -> HttpResponse:
+        """Hold a handshake until ``accept_handshakes()`` or the server stops."""
+        stop = self._stop_event
+        while generation == self._hang_generation and not (stop is not None and stop.is_set()):
+            await asyncio.sleep(_TICK)
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "FakeExchange hung up.\n")
 
     @property
     def handshakes_refused(self) -> int:
@@ -855,11 +890,18 @@ class FakeExchange(StreamsMixin):
         if timer is not None:
             timer.cancel()
 
-    def _process_request(
-        self, connection: ServerConnection, request: HttpRequest
-    ) -> Optional[HttpResponse]:
-        """websockets' ``process_request`` hook: refuse the handshake when asked to."""
+    def _process_request(self, connection: ServerConnection, request: HttpRequest) -> Any:
+        """websockets' ``process_request`` hook: refuse or hang the handshake when asked to."""
         with self._cond:
+            if self._hanging:
+                if self._hang_remaining is not None:
+                    self._hang_remaining -= 1
+                    if self._hang_remaining <= 0:
+                        self._hanging = False
+                        self._hang_remaining = None
+                self._handshakes_hung += 1
+                self._cond.notify_all()
+                return self._hang(connection, self._hang_generation)
             if not self._refusing:
                 return self._stream_refusal(connection, request)
             if self._refuse_remaining is not None:

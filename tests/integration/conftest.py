@@ -16,7 +16,7 @@ from .rawclient import Client
 
 KEY_KINDS = ("HMAC", "RSA", "Ed25519")
 Credentials = tuple[str, str]
-CLIENT_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-connect")
+CLIENT_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-connect", "bfsync-deadline")
 
 
 def client_threads() -> list[str]:
