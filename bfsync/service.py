@@ -45,6 +45,7 @@ from .transport import Request, State, Transport
 if TYPE_CHECKING:
     from .filters import ExchangeFilters, FilterCache
     from .limits import RateLimiter
+    from .userstream import UserDataStream
 
 __all__ = ["Reply", "WebSocketService"]
 
@@ -387,6 +388,27 @@ class WebSocketService:
     def stop_user_data_stream(self, wait_for_response: bool = True) -> Reply:
         """Close the user data stream (``userDataStream.stop``)."""
         return self._call("userDataStream.stop", {}, wait_for_response)
+
+    def user_stream(
+        self,
+        message_handler: Optional[Callable[[dict[str, Any]], object]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> UserDataStream:
+        """
+        A started user data stream of this service's API key (``bfsync.userstream``): its
+        listenKey is managed over this connection, its private connection is served by this
+        service's I/O thread, and it ends when the service is closed. ``config`` is merged
+        over this service's settings (``reconcile=True`` is available here).
+
+        Raises:
+            ListenKeyError, RequestTimeoutError, ConnectionError: as ``UserDataStream.start``.
+            ValueError: a bad ``config`` or ``message_handler``.
+        """
+        from .userstream import UserDataStream
+
+        stream = UserDataStream(None, message_handler, config, service=self)
+        stream.start()
+        return stream
 
     # Exchange filters
 
