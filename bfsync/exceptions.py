@@ -14,7 +14,8 @@ them let a caller tell cases apart::
     │   ├── RequestTimeoutError             no reply within request_timeout
     │   │   └── OrderTimeoutError           ... an order: outcome unknown
     │   ├── RateLimitError                  status 429 / 418, with retry_after
-    │   └── OrderStatusUnknownError         base of the two "outcome unknown" errors
+    │   ├── OrderStatusUnknownError         base of the two "outcome unknown" errors
+    │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
     │   ├── ListenKeyError                  listenKey refused (also RequestError)
     │   ├── OrderEndedError                 wait_for_order: the order ended otherwise
@@ -44,6 +45,7 @@ __all__ = [
     "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
     "OrderEndedError",
+    "OrderNotFoundError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
     "OrderValidationError",
@@ -144,13 +146,31 @@ class OrderStatusUnknownError(RequestError):
     ``origClientOrderId`` for plain orders, ``clientAlgoId`` for conditional ones) or watch the
     user data stream.
 
+    Also raised by the REST calls that change state (``cancel_all_open_orders``,
+    ``change_leverage``, ...) when their outcome is unknown (a timeout once sent, HTTP 5xx,
+    -1006 / -1007); ``client_order_id`` is ``None`` there. ``resolve_unknown(exc)`` looks an
+    order up.
+
     Attributes:
         client_order_id: the ``newClientOrderId`` / ``clientAlgoId`` the order was sent with.
+        method: the wire method (``"order.place"``, ``"algoOrder.place"``, ...) or REST call
+            (``"DELETE /fapi/v1/allOpenOrders"``), when known; ``None`` otherwise.
+        symbol: the order's symbol, when known.
     """
 
-    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        client_order_id: Optional[str] = None,
+        method: Optional[str] = None,
+        symbol: Optional[str] = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.client_order_id = client_order_id
+        self.method = method
+        self.symbol = symbol
 
 
 class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
@@ -159,6 +179,23 @@ class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
 
 class OrderConnectionLostError(OrderStatusUnknownError, ConnectionLostError):
     """The link was lost after an order was sent; its outcome is unknown."""
+
+
+class OrderNotFoundError(RequestError):
+    """
+    ``resolve_unknown()``: the exchange does not know the order (it was not placed, or not yet).
+
+    An order sent moments ago may still be on its way; once ``recvWindow`` (5 s by default)
+    has passed since it was sent, the exchange refuses it if it arrives, so "not found" then
+    means "not placed".
+
+    Attributes:
+        client_order_id: the client order id that was looked up.
+    """
+
+    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.client_order_id = client_order_id
 
 
 class LoginRejectedError(AuthenticationError, RequestError):

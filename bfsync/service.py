@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _deadlines
 from ._dispatch import DispatchedFuture, Dispatcher
+from ._restcalls import RestCalls
 from .calls import prepare_call
 from .config import Config
 from .exceptions import (
@@ -70,7 +71,7 @@ _PREPARED = frozenset(
 )
 
 
-class WebSocketService:
+class WebSocketService(RestCalls):
     """
     A connection to Binance's USD-M Futures WebSocket API, usable from any thread.
 
@@ -211,6 +212,7 @@ class WebSocketService:
                 if callback is not None:
                     dispatcher.post(callback, state)
 
+            self._rest_open()
             if self.config.validate_filters:
                 self.load_exchange_info()
             transport = Transport(self.config, self._signer, self._api_key, on_state)
@@ -241,6 +243,7 @@ class WebSocketService:
         transport = self._transport
         if transport is not None:
             transport.close()
+        self._rest_close()
         if self._finalizer is not None:
             self._finalizer.detach()
         self._dispatcher.close(1.0)
@@ -440,10 +443,11 @@ class WebSocketService:
     def _filter_cache(self) -> FilterCache:
         if self._filters is None:
             from .filters import FilterCache, fetch_exchange_info
+            from .rest import rest_base_url
 
             config = self.config
             self._filters = FilterCache(
-                lambda: fetch_exchange_info(config.rest_url, config.request_timeout),
+                lambda: fetch_exchange_info(rest_base_url(config), config.request_timeout),
                 refresh_interval=config.exchange_info_refresh,
             )
         return self._filters
@@ -480,6 +484,8 @@ class WebSocketService:
             raise ConnectionError("the service is not connected; call connect() first")
         if method not in _PREPARED:
             params = format_params(params)
+        if client_order_id is not None:
+            self._note_order(method, params, client_order_id)
         future: DispatchedFuture = DispatchedFuture()
         future._dispatcher = self._dispatcher
         timeout = self.config.request_timeout

@@ -50,6 +50,7 @@ from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
 from ._engine import Exchange, Position, Session, SymbolSpec, make_key
+from ._rest import RestServer
 from ._streams import parse_path
 from ._streamserver import StreamsMixin
 
@@ -175,6 +176,7 @@ class FakeExchange(StreamsMixin):
         self._hang_remaining: Optional[int] = None
         self._hang_generation = 0  # accept_handshakes() ends the hangs of older generations
         self._handshakes_hung = 0
+        self._rest = RestServer(self, host)  # the REST side, on the same engine
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -226,6 +228,7 @@ class FakeExchange(StreamsMixin):
             raise RuntimeError(
                 f"FakeExchange could not start on {self._host}:{self._port}: {self._start_error}"
             ) from self._start_error
+        self._rest.start()
         return self
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
@@ -239,6 +242,7 @@ class FakeExchange(StreamsMixin):
         with self._cond:
             thread, loop, event = self._thread, self._loop, self._stop_event
             self._thread = None
+        self._rest.stop(timeout)
         if thread is None:
             return
         if loop is not None and event is not None:
@@ -316,6 +320,16 @@ class FakeExchange(StreamsMixin):
     def url(self) -> str:
         """``ws://127.0.0.1:PORT/ws-fapi/v1`` (any path is accepted)."""
         return f"ws://{self._host}:{self.port}/ws-fapi/v1"
+
+    @property
+    def rest_url(self) -> str:
+        """
+        The REST base URL (``http://127.0.0.1:PORT``, its own port), for
+        ``config["rest_url"]``; the same after ``stop()``.
+        """
+        if self._bound_port is None:
+            raise RuntimeError("FakeExchange is not started: use start() or `with`")
+        return self._rest.url
 
     @property
     def connection_count(self) -> int:

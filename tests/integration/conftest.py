@@ -16,7 +16,13 @@ from .rawclient import Client
 
 KEY_KINDS = ("HMAC", "RSA", "Ed25519")
 Credentials = tuple[str, str]
-CLIENT_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-connect", "bfsync-deadline")
+CLIENT_THREADS = (
+    "bfsync-io",
+    "bfsync-dispatch",
+    "bfsync-connect",
+    "bfsync-deadline",
+    "bfsync-rest",
+)
 
 
 def client_threads() -> list[str]:
@@ -49,7 +55,13 @@ def make_service(
 
     def make(kind: str = "HMAC", validation: bool = False, **config: Any) -> WebSocketService:
         api_key, key = credentials[kind]
-        settings = {"ws_url": fx.url, "request_timeout": 5, "connection_timeout": 5, **config}
+        settings = {
+            "ws_url": fx.url,
+            "rest_url": fx.rest_url,
+            "request_timeout": 5,
+            "connection_timeout": 5,
+            **config,
+        }
         service = WebSocketService(api_key, key, validation, settings)
         services.append(service)
         service.connect()

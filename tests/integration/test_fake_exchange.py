@@ -942,7 +942,7 @@ def test_stop_leaves_no_thread() -> None:
     """stop() joins the server thread, even with a client that never reads; it is idempotent."""
     before = len(_fake_threads())
     fx = FakeExchange().start()
-    assert len(_fake_threads()) == before + 1
+    assert len(_fake_threads()) == before + 2  # the WebSocket server and the REST server
     c = Client(fx.url)
     try:
         c.call("session.status")
