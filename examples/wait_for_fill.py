@@ -18,26 +18,26 @@ def main() -> None:
     with FakeExchange() as fx:
         api_key, secret = fx.add_hmac_key()
         config = {"ws_url": fx.url, "stream_url": fx.stream_url, "rest_url": fx.rest_url}
-        with BinanceClient().websocket_service(api_key, secret, config=config) as ws:
-            with ws.user_stream() as us:
-                ws.place_limit_order(
-                    symbol="BTCUSDT",
-                    side="BUY",
-                    quantity="0.010",
-                    price="49500",
-                    timeInForce="GTC",
-                    newClientOrderId="dip-buy-1",
-                )
-                # On the fake, the market comes down to our price in half a second.
-                threading.Timer(0.5, fx.move_price, ("BTCUSDT", "49400")).start()
-                event = us.wait_for_order("dip-buy-1", statuses=("FILLED",), timeout=10)
-                fill = OrderUpdate(event)
-                print(
-                    f"{fill.client_order_id}: {fill.status} {fill.filled_quantity} "
-                    f"{fill.symbol} at {fill.average_price}"
-                )
-                account = us.latest("ACCOUNT_UPDATE")
-                print("position now:", account["a"]["P"] if account else "no update yet")
+        ws = BinanceClient().websocket_service(api_key, secret, config=config)
+        with ws, ws.user_stream() as us:
+            ws.place_limit_order(
+                symbol="BTCUSDT",
+                side="BUY",
+                quantity="0.010",
+                price="49500",
+                timeInForce="GTC",
+                newClientOrderId="dip-buy-1",
+            )
+            # On the fake, the market comes down to our price in half a second.
+            threading.Timer(0.5, fx.move_price, ("BTCUSDT", "49400")).start()
+            event = us.wait_for_order("dip-buy-1", statuses=("FILLED",), timeout=10)
+            fill = OrderUpdate(event)
+            print(
+                f"{fill.client_order_id}: {fill.status} {fill.filled_quantity} "
+                f"{fill.symbol} at {fill.average_price}"
+            )
+            account = us.latest("ACCOUNT_UPDATE")
+            print("position now:", account["a"]["P"] if account else "no update yet")
 
 
 if __name__ == "__main__":
