@@ -49,7 +49,15 @@ from .exceptions import (
     RequestError,
     RequestTimeoutError,
 )
-from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error_for
+from .protocol import (
+    METHODS,
+    NONE,
+    SIGNED,
+    USER_STREAM,
+    decode_frame,
+    encode_request,
+    error_for,
+)
 from .signing import Signer, canonical_payload
 from .transport import Request, State
 
@@ -537,7 +545,7 @@ class RpcSession(ChannelBase):
         if self.state is State.LOGGED_IN:
             self.set_state(State.CONNECTED)
         for request in list(self._pending.values()):
-            if request.via_session or request.security == SIGNED:
+            if request.via_session or request.security in (SIGNED, USER_STREAM):
                 self._unpend(request)
                 settle_error(
                     request.future,

@@ -228,6 +228,7 @@ class _PrivateChannel(ChannelBase):
         self.snapshot_seq = 0
         self.last_event = time.monotonic()
         self.stale = False
+        self.rotate_at = math.inf  # retry a failed rotation (stale link, old key) then
 
     # The channel contract (I/O thread)
 
@@ -248,6 +249,7 @@ class _PrivateChannel(ChannelBase):
             stream.reconnects += 1
         self.current = link
         self.link_key = self.url_key
+        self.rotate_at = math.inf
         self.last_event = now
         self.stale = False
         first = not self.ever_opened
@@ -318,6 +320,7 @@ class _PrivateChannel(ChannelBase):
             until = min(until, self.overlap.until)
         if self.hold is not None:
             until = min(until, self.hold_until)
+        until = min(until, self.rotate_at)
         stale_after = self.config.stale_after
         if stale_after is not None and self.current is not None and not self.stale:
             until = min(until, self.last_event + stale_after)
@@ -338,6 +341,10 @@ class _PrivateChannel(ChannelBase):
         ):
             self.ping_inflight = True
             self._ask(_PING)
+        if now >= self.rotate_at:
+            self.rotate_at = math.inf
+            if self.current is not None:
+                self.io.rotate(self)
         if self.hold is not None and now >= self.hold_until:
             self._snapshot_done(self.snapshot_seq, None, "no snapshot within the deadline")
         stale_after = self.config.stale_after
@@ -367,6 +374,10 @@ class _PrivateChannel(ChannelBase):
         if key_refused(cause) and self.url_key == self.key:
             log.warning("%s: the server refused listenKey %s", self.name, mask(self.key))
             self._renew(now, "the server refused the listenKey", new_link=True)
+        elif attempt == 0 and (self.stale or self.link_key != self.key):
+            # A rotation we asked for failed (the I/O thread does not retry those): again
+            # after reconnect_delay.
+            self.rotate_at = now + self.config.reconnect_delay
 
     def can_retire(self, old: LinkView, now: float) -> bool:
         if self.overlap.active and now < self.overlap.until:
