@@ -12,6 +12,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._registry import close_all
 from .exceptions import (
     AuthenticationError,
     BinanceWebSocketError,
@@ -19,10 +20,12 @@ from .exceptions import (
     ConnectionLostError,
     ListenKeyError,
     LoginRejectedError,
+    OrderAuthenticationLostError,
     OrderBookOutOfSyncError,
     OrderConnectionLostError,
     OrderEndedError,
     OrderNotFoundError,
+    OrderServerError,
     OrderStatusUnknownError,
     OrderTimeoutError,
     OrderValidationError,
@@ -48,10 +51,12 @@ __all__ = [
     "ConnectionLostError",
     "ListenKeyError",
     "LoginRejectedError",
+    "OrderAuthenticationLostError",
     "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
     "OrderEndedError",
     "OrderNotFoundError",
+    "OrderServerError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
     "OrderValidationError",
@@ -62,6 +67,7 @@ __all__ = [
     "State",
     "UserStreamError",
     "WebSocketService",
+    "close_all",
 ]
 
 # The client classes load their modules (attrs, websocket-client, cryptography) on first use,

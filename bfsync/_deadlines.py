@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -42,6 +43,19 @@ _heap: list[_Entry] = []
 _seq = itertools.count()
 _sweep_at = _MIN_SWEEP
 _thread: Optional[threading.Thread] = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no watcher thread and none of the parent's futures to watch."""
+    global _cond, _thread, _sweep_at
+    _cond = threading.Condition(threading.Lock())
+    _heap.clear()
+    _thread = None
+    _sweep_at = _MIN_SWEEP
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def watch(deadline: float, future: Future[Any], request: Any, expire: Expire) -> None:

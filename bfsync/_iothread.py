@@ -727,12 +727,12 @@ class IOThread:
 
     def _drain_wake(self) -> None:
         # One read: callers write a byte only when no wake-up is armed, so bytes are few.
+        # Read first, disarm after: a caller that found the flag still armed in between has
+        # queued its work before we look at the queues (after this), so nothing is missed;
+        # disarming first would let that caller's byte be swallowed here and the next caller
+        # (seeing the flag armed) sleep until a timeout.
         with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
             self._wake_r.recv(4096)
-        # Disarm only after the read: disarming first let a caller's byte, sent in between,
-        # be swallowed by this read while the flag stayed armed, and every later wake() was
-        # skipped (a lost wake-up). Callers queue before calling wake(), and every channel is
-        # served after this, so nothing queued before the disarm goes unseen.
         self._wake_armed = False
 
     def _force_wake(self) -> None:

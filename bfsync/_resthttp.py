@@ -221,7 +221,7 @@ class RestTransport:
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run ``fn`` on the pool; a ``Future`` of its result (callbacks on the dispatcher)."""
-        future: DispatchedFuture = DispatchedFuture()
+        future: DispatchedFuture[Any] = DispatchedFuture()
         future._dispatcher = self._dispatcher
 
         def run() -> None:

@@ -9,12 +9,14 @@ them let a caller tell cases apart::
     │   └── ConnectionLostError             a request in flight when the link dropped
     │       └── OrderConnectionLostError    ... an order: outcome unknown (also RequestError)
     ├── AuthenticationError                 bad key file, login() without Ed25519
-    │   └── LoginRejectedError              session.logon refused (also RequestError)
+    │   ├── LoginRejectedError              session.logon refused (also RequestError)
+    │   └── OrderAuthenticationLostError    key revoked with an order in flight: outcome unknown
     ├── RequestError                        the server answered status != 200 (code, msg, ...)
     │   ├── RequestTimeoutError             no reply within request_timeout
     │   │   └── OrderTimeoutError           ... an order: outcome unknown
     │   ├── RateLimitError                  status 429 / 418, with retry_after
-    │   ├── OrderStatusUnknownError         base of the two "outcome unknown" errors
+    │   ├── OrderStatusUnknownError         base of every "outcome unknown" error
+    │   │   └── OrderServerError            an order answered 5xx or -1006/-1007: outcome unknown
     │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
     │   ├── ListenKeyError                  listenKey refused (also RequestError)
@@ -24,7 +26,10 @@ them let a caller tell cases apart::
     └── OrderValidationError                refused before sending (also ValueError)
 
 ``OrderStatusUnknownError`` is the class to catch for "the order may or may not exist":
-its ``client_order_id`` attribute is the id to look the order up with.
+its ``client_order_id`` attribute is the id to look the order up with. Its subclasses say
+why: no reply in time (``OrderTimeoutError``), the link dropped (``OrderConnectionLostError``),
+a server-side failure (``OrderServerError``), the key revoked meanwhile
+(``OrderAuthenticationLostError``, also an ``AuthenticationError``).
 
 Every ``RequestError`` has the attributes ``code`` (Binance error code or ``None``), ``msg``,
 ``status`` (the frame's status or ``None``) and ``response`` (the frame, or ``None``).
@@ -42,10 +47,12 @@ __all__ = [
     "ConnectionLostError",
     "ListenKeyError",
     "LoginRejectedError",
+    "OrderAuthenticationLostError",
     "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
     "OrderEndedError",
     "OrderNotFoundError",
+    "OrderServerError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
     "OrderValidationError",
@@ -196,6 +203,21 @@ class OrderNotFoundError(RequestError):
     def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.client_order_id = client_order_id
+
+
+class OrderServerError(OrderStatusUnknownError):
+    """
+    An order was answered with status 5xx, or with code -1006 / -1007 ("execution status
+    unknown"): Binance failed on its side and the order may or may not have been placed.
+    ``status`` and ``code`` say which.
+    """
+
+
+class OrderAuthenticationLostError(OrderStatusUnknownError, AuthenticationError):
+    """
+    The API key was revoked (status 401, ``id: null``) while this order was in flight: the
+    order may or may not have been placed, and nothing signed with the key will work again.
+    """
 
 
 class LoginRejectedError(AuthenticationError, RequestError):

@@ -147,7 +147,8 @@ class Transport:
 
     @property
     def state(self) -> State:
-        return self._session.state
+        """The session's state; ``FAILED`` in a forked child (it has no I/O thread)."""
+        return State.FAILED if self.forked else self._session.state
 
     @property
     def io_thread(self) -> IOThread:

@@ -172,11 +172,11 @@ class FakeExchange(StreamsMixin):
         self._replies_duplicated = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._garbage_ids = 900_000_000_000_000
+        self._rest = RestServer(self, host)  # the REST side, on the same engine
         self._hanging = False  # hang_handshakes(): accept TCP, never answer the upgrade
         self._hang_remaining: Optional[int] = None
         self._hang_generation = 0  # accept_handshakes() ends the hangs of older generations
         self._handshakes_hung = 0
-        self._rest = RestServer(self, host)  # the REST side, on the same engine
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -549,8 +549,29 @@ class FakeExchange(StreamsMixin):
         with self._cond:
             self._exchange.add_rule(self._exchange.withholds, method, True, times)
 
+    def fail_after_processing(
+        self,
+        method: str,
+        status: int = 503,
+        code: Optional[int] = None,
+        times: Optional[int] = 1,
+        msg: Optional[str] = None,
+    ) -> None:
+        """
+        Handle the next ``times`` requests of ``method`` (``None``: all) as usual (an order is
+        placed) but answer ``{"status": status, "error": {"code": code, "msg": ...}}`` instead of
+        the result: Binance's "execution status unknown" (status 5xx, or code -1006 / -1007).
+        ``code=None`` leaves ``code`` out of the error. A scripted or withheld request does not
+        use it up; a delay applies to it.
+
+        Raises:
+            ValueError: ``status`` not in 400-599, ``code`` not an int, bad ``times``.
+        """
+        with self._cond:
+            self._exchange.add_failure(method, status, code, msg, times)
+
     def clear_scripts(self) -> None:
-        """Forget every ``script``, ``delay`` and ``withhold`` not yet used up."""
+        """Forget every ``script``, ``delay``, ``withhold`` and ``fail_after_processing`` left."""
         with self._cond:
             self._exchange.clear_scripts()
 
@@ -820,11 +841,12 @@ class FakeExchange(StreamsMixin):
             raise ValueError(f"kind must be one of {', '.join(_GARBAGE_KINDS)}; got {kind!r}")
         return self.push(data)
 
-    def push(self, data: Union[str, bytes]) -> int:
+    def push(self, data: Union[str, bytes], text: bool = False) -> int:
         """
         Send ``data`` as one frame (``str``: text, ``bytes``: binary) to every open connection
         now, unasked; returns how many got it. On return the frame has been handed to each
-        socket (a stalled connection gets it when its stall ends).
+        socket (a stalled connection gets it when its stall ends). ``text=True`` sends
+        ``bytes`` as a text frame as they are, even if they are not valid UTF-8 (websockets 14+).
         """
         if not isinstance(data, (str, bytes)):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
@@ -833,7 +855,7 @@ class FakeExchange(StreamsMixin):
             return 0
         if threading.current_thread() is self._thread:
             raise RuntimeError("push() cannot be called from the server thread")
-        future = asyncio.run_coroutine_threadsafe(self._push(data), loop)
+        future = asyncio.run_coroutine_threadsafe(self._push(data, text), loop)
         return future.result(_STOP_TIMEOUT)
 
     def clear_faults(self) -> None:
@@ -851,14 +873,17 @@ class FakeExchange(StreamsMixin):
             self._garbage_ids += 1
             return self._garbage_ids
 
-    async def _push(self, data: Union[str, bytes]) -> int:
+    async def _push(self, data: Union[str, bytes], text: bool = False) -> int:
         targets = [c for c in self._snapshot() if c.ws.state is State.OPEN and not c.discarded]
         for connection in targets:
             if connection.stalled:
                 self._track(connection, self._send(connection, data, 0.0, 1))
             else:
                 with contextlib.suppress(ConnectionClosed):
-                    await connection.ws.send(data)
+                    if text and isinstance(data, bytes):
+                        await connection.ws.send(data, text=True)
+                    else:
+                        await connection.ws.send(data)
         return len(targets)
 
     def _in_loop(self, fn: Callable[[], T], default: T) -> T:

@@ -16,12 +16,17 @@ from .rawclient import Client
 
 KEY_KINDS = ("HMAC", "RSA", "Ed25519")
 Credentials = tuple[str, str]
+# Every thread a bfsync client may start (FakeExchange's own threads are not among them).
 CLIENT_THREADS = (
     "bfsync-io",
     "bfsync-dispatch",
+    "bfsync-rest",
     "bfsync-connect",
     "bfsync-deadline",
-    "bfsync-rest",
+    "bfsync-deliver",
+    "bfsync-market",
+    "bfsync-book",
+    "bfsync-user",
 )
 
 

@@ -176,3 +176,28 @@ def test_a_late_reply_after_the_callers_own_timeout_is_ignored(
     release.set()
     assert 200 == ws.get_ticker_price("BTCUSDT")["status"]
     assert isinstance(future.exception(), RequestTimeoutError)
+
+
+def test_no_wake_up_is_lost_under_concurrent_callers(
+    make_service: MakeService, fx: FakeExchange
+) -> None:
+    """Eight threads calling back to back: every call is sent and answered (no lost wake-up)."""
+    ws = make_service(request_timeout=scaled(10))
+    fx.set_rate_limits(request_weight=10**9)
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        for _ in range(150):
+            try:
+                ws.get_ticker_price("BTCUSDT")
+            except BaseException as exc:
+                errors.append(exc)
+
+    workers = [threading.Thread(target=loop) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(scaled(60))
+
+    assert not any(worker.is_alive() for worker in workers)
+    assert [] == errors
