@@ -48,7 +48,6 @@ from ._iothread import ChannelBase, LinkView, Outgoing
 from .clock import ServerClock
 from .config import Config
 from .exceptions import (
-    AuthenticationError,
     ConnectionLostError,
     OrderConnectionLostError,
     OrderStatusUnknownError,
@@ -64,6 +63,7 @@ from .protocol import (
     decode_frame,
     encode_request,
     error_for,
+    revoked_error,
 )
 from .signing import Signer, canonical_payload
 from .transport import Request, State
@@ -515,7 +515,12 @@ class RpcSession(ChannelBase):
             if len(self._after_sync) == 1:
                 self._sync_clock(time.monotonic())
             return
-        exc = error_for(reply, request.method, int(time.time() * 1000))
+        exc = error_for(
+            reply,
+            request.method,
+            int(time.time() * 1000),
+            client_order_id=request.client_order_id,
+        )
         if reply.get("status") == 418:
             wait = getattr(exc, "retry_after", None)
             self.banned_until = time.monotonic() + (_DEFAULT_BAN if wait is None else wait)
@@ -582,10 +587,7 @@ class RpcSession(ChannelBase):
                 self._unpend(request)
                 settle_error(
                     request.future,
-                    AuthenticationError(
-                        f"{request.method}: the server revoked the API key (status 401, "
-                        f"{reply.get('error')}); the request may not have been processed"
-                    ),
+                    revoked_error(reply, request.method, client_order_id=request.client_order_id),
                 )
 
     def _expire(self, now: float) -> None:

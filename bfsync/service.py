@@ -1272,7 +1272,6 @@ def _stop(transport: Transport, dispatcher: Dispatcher) -> None:
     exiting = not threading.main_thread().is_alive()
     transport.close(_EXIT_WAIT if exiting else 2.0)
     dispatcher.close(_EXIT_WAIT if exiting else 1.0)
-    _deadlines.sweep()  # its settled futures: the watcher thread ends if nothing else is due
 
 
 def _require_symbol(symbol: Any) -> None:
