@@ -233,22 +233,32 @@ class Overlap:
     """
     De-duplication while a rotation's two links both carry the stream.
 
-    From ``start(now, until)`` to ``until``, every message (its exact bytes) delivered from
-    either link is remembered, and a message already delivered is dropped: the server sends
-    each event on every connection bound to the key, so while both are open each event
-    arrives twice. Messages of the old link from before the new one was bound arrive only
-    there and are delivered. Outside an overlap every message passes.
+    The server sends each event on every connection bound to the key, and binds the new one
+    during its handshake, before the client sees it open. So: ``arm()`` when the rotation's
+    handshake starts (from then on every message delivered is remembered, by its exact bytes);
+    ``start(until)`` when the new link is open (from then on, and until ``until``, a message
+    already delivered from either link is dropped). Outside an overlap every message passes
+    and nothing is remembered.
     """
 
-    __slots__ = ("_seen", "until")
+    __slots__ = ("_seen", "armed", "until")
 
     def __init__(self) -> None:
         self.until = 0.0
+        self.armed = False
         self._seen: set[bytes] = set()
 
-    def start(self, until: float) -> None:
-        self.until = until
+    def arm(self) -> None:
+        """A rotation's handshake starts: remember what is delivered from now on."""
+        self.armed = True
         self._seen = set()
+
+    def start(self, until: float) -> None:
+        """The new link is open: drop repeats until ``until``."""
+        if not self.armed:
+            self._seen = set()
+        self.armed = False
+        self.until = until
 
     @property
     def active(self) -> bool:
@@ -256,6 +266,9 @@ class Overlap:
 
     def admit(self, data: bytes, now: float) -> bool:
         """Whether ``data`` is new (deliver it)."""
+        if self.armed:
+            self._seen.add(data)
+            return True
         if not self.until:
             return True
         if now >= self.until:
@@ -268,4 +281,5 @@ class Overlap:
 
     def stop(self) -> None:
         self.until = 0.0
+        self.armed = False
         self._seen = set()

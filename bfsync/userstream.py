@@ -235,6 +235,8 @@ class _PrivateChannel(ChannelBase):
     def url(self) -> str:
         key = self.key or ""
         self.url_key = key
+        if self.current is not None:  # a rotation: the new link is bound before it is open
+            self.overlap.arm()
         config = self.config
         return private_url(config.stream_url, key, config.events, config.private_url_form)
 
@@ -371,6 +373,8 @@ class _PrivateChannel(ChannelBase):
         self.stream._update_state()
 
     def on_connect_failed(self, cause: BaseException, attempt: int, now: float) -> None:
+        if attempt == 0 and not self.overlap.active:
+            self.overlap.stop()  # the rotation's handshake failed: nothing to de-duplicate
         if key_refused(cause) and self.url_key == self.key:
             log.warning("%s: the server refused listenKey %s", self.name, mask(self.key))
             self._renew(now, "the server refused the listenKey", new_link=True)

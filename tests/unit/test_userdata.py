@@ -177,6 +177,17 @@ def test_overlap_delivers_each_message_once_until_it_ends() -> None:
     assert not overlap.active
 
 
+def test_overlap_remembers_what_came_while_the_new_link_was_opening() -> None:
+    """Armed at the handshake: a message delivered before the new link opened is not repeated."""
+    overlap = Overlap()
+    overlap.arm()
+    assert overlap.admit(b"early", 0.0)  # from the old link, before on_open
+
+    overlap.start(until=5.0)
+
+    assert [False, True] == [overlap.admit(b"early", 1.0), overlap.admit(b"late", 1.0)]
+
+
 def test_typed_order_update_reads_decimals() -> None:
     """OrderUpdate: status, filled quantity, average price, realized profit as Decimals."""
     event = otu("a", "FILLED", z="0.010", ap="50000.10", rp="-1.5", l="0.010", L="50000.1")
