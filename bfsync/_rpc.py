@@ -569,11 +569,11 @@ class RpcSession(ChannelBase):
     def _relogon_done(self, future: Future[Any]) -> None:
         self._logon = None
         exc = future.exception()
-        self.last_logon_error = exc
         if exc is not None:
             log.warning("logging on again failed: %s", exc)
             if self.state is State.LOGGED_IN:  # after a rotation it still said so
                 self.set_state(State.CONNECTED)
+        self.last_logon_error = exc  # after the state: who sees the error sees the state
 
     def _session_revoked(self, reply: dict[str, Any]) -> None:
         """A 401 with ``id: null``: the key was revoked; requests that relied on it fail."""

@@ -404,7 +404,7 @@ class MarketService:
         """
         Stop everything; idempotent, from any thread (also from the handler). Waiting
         subscribe calls fail with ``ConnectionError``; ``events()`` ends. Bounded: returns
-        within about seven seconds even if the server does not answer.
+        within about eight seconds even if the server does not answer.
         """
         with self._connect_lock:
             self._teardown()
@@ -420,9 +420,7 @@ class MarketService:
         if io is not None:
             io.close()
         self._lane.close()
-        for book in list(self._books.values()):
-            with contextlib.suppress(Exception):
-                book.close()
+        _close_books(self._books)
 
     # Subscriptions
 
@@ -943,6 +941,12 @@ def _stop(io: IOThread, lane: DeliveryLane, books: dict[str, OrderBook]) -> None
     """A service dropped without close(): stop its threads."""
     io.close()
     lane.close()
+    _close_books(books)
+
+
+def _close_books(books: dict[str, OrderBook]) -> None:
+    """Close every book, waiting one second in all for fetches in progress (they end then)."""
+    deadline = time.monotonic() + 1.0
     for book in list(books.values()):
         with contextlib.suppress(Exception):
-            book.close()
+            book.close(max(0.0, deadline - time.monotonic()))
