@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -550,3 +551,27 @@ def test_close_is_idempotent_and_restart_works(
     buy(ws, "again")
 
     assert "FILLED" == us.wait_for_order("again", timeout=scaled(5))["o"]["X"]
+
+
+def test_the_listen_key_never_reaches_logs_reprs_or_errors(
+    fx: FakeExchange,
+    make_stream: Callable[..., UserDataStream],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Through start, pings, expiry, a refused reconnection and failure: no full key shown."""
+    caplog.set_level(logging.DEBUG, logger="bfsync")
+    us = make_stream(keepalive_interval=0.2)
+    keys = {us.listen_key}
+    fx.wait_for_requests(1, method="userDataStream.ping", timeout=scaled(5))
+    fx.expire_listen_key(us.listen_key or "")
+    until_event(us, GAP)
+    keys.add(us.listen_key)
+    texts = [repr(us), str(us.latest("listenKeyExpired"))]
+    fx.script("userDataStream.start", error={"code": -2015, "msg": "Invalid API-key."}, times=None)
+    fx.expire_listen_key(us.listen_key or "")
+    wait_for(lambda: us.state is State.FAILED)
+    texts += [repr(us), str(us.failure), repr(us.failure)]
+    texts += [r.getMessage() for r in caplog.records]
+
+    assert len(keys) == 2 and None not in keys
+    assert [] == [t for t in texts for k in keys if k and k in t]
