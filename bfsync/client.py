@@ -63,7 +63,12 @@ class BinanceClient:
             ValueError: a bad ``config``.
             ConnectionError: the connection could not be opened.
         """
-        merged = {"ws_url": self.ws_url, "rest_url": self.rest_url, **(config or {})}
+        merged = {
+            "ws_url": self.ws_url,
+            "rest_url": self.rest_url,
+            "stream_url": self.stream_url,  # for ws.user_stream()
+            **(config or {}),
+        }
         service = WebSocketService(api_key, private_key_path, enable_validation, merged)
         service.connect()
         return service

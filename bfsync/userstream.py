@@ -927,6 +927,7 @@ class UserDataStream:
                 io.remove(channel)
                 if io.alive and not io.in_io_thread():
                     _wait_closed(channel, 2.0)
+        self._channel = None
         self._lane.close()
         with self._cond:
             self._cond.notify_all()

@@ -575,3 +575,16 @@ def test_the_listen_key_never_reaches_logs_reprs_or_errors(
 
     assert len(keys) == 2 and None not in keys
     assert [] == [t for t in texts for k in keys if k and k in t]
+
+
+def test_a_testnet_service_streams_from_the_testnet_host(
+    fx: FakeExchange, credentials: dict[str, Credentials]
+) -> None:
+    """BinanceClient(testnet=True).websocket_service gives its user streams the testnet host."""
+    client = BinanceClient(testnet=True)
+    api_key, secret = credentials["HMAC"]
+    config = {"ws_url": fx.url, "rest_url": fx.rest_url, "connection_timeout": scaled(5)}
+    with client.websocket_service(api_key, secret, config=config) as ws:
+        stream = UserDataStream(None, service=ws)  # built, not started (no testnet here)
+
+    assert client.stream_url == stream.config.stream_url
