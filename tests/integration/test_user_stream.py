@@ -588,3 +588,23 @@ def test_a_testnet_service_streams_from_the_testnet_host(
         stream = UserDataStream(None, service=ws)  # built, not started (no testnet here)
 
     assert client.stream_url == stream.config.stream_url
+
+
+def test_close_from_inside_the_handler(
+    make_stream: Callable[..., UserDataStream], ws: WebSocketService
+) -> None:
+    """The handler may close its own stream: it returns, and every thread ends."""
+    closed = threading.Event()
+    holder: list[UserDataStream] = []
+
+    def handler(event: dict[str, Any]) -> None:
+        holder[0].close()
+        closed.set()
+
+    us = make_stream(handler)
+    holder.append(us)
+    buy(ws, "close-me")
+
+    assert closed.wait(scaled(5))
+    assert State.CLOSED == us.state
+    wait_for(lambda: not [t for t in user_threads() if t.startswith("bfsync-user")])
