@@ -225,6 +225,7 @@ class _PrivateChannel(ChannelBase):
         self.key_changed = False
         self.hold: Optional[list[dict[str, Any]]] = None
         self.hold_until = math.inf
+        self.hold_reason = ""
         self.snapshot_seq = 0
         self.last_event = time.monotonic()
         self.stale = False
@@ -348,7 +349,7 @@ class _PrivateChannel(ChannelBase):
             if self.current is not None:
                 self.io.rotate(self)
         if self.hold is not None and now >= self.hold_until:
-            self._snapshot_done(self.snapshot_seq, None, "no snapshot within the deadline")
+            self._snapshot_done(self.snapshot_seq, None, self.hold_reason)
         stale_after = self.config.stale_after
         if (
             stale_after is not None
@@ -532,6 +533,7 @@ class _PrivateChannel(ChannelBase):
         self.snapshot_seq += 1
         seq = self.snapshot_seq
         self.hold = []
+        self.hold_reason = reason
         self.hold_until = now + self.config.request_timeout + 2.0
         positions, balances = futures
         box: dict[str, Any] = {"reason": reason}
@@ -554,7 +556,12 @@ class _PrivateChannel(ChannelBase):
             return  # superseded by a later gap
         snapshot: dict[str, Any] = {"e": SNAPSHOT, "E": int(time.time() * 1000)}
         if futures is None:
-            snapshot.update(reason="timeout", positions=None, balances=None, error=reason)
+            snapshot.update(
+                reason=reason,
+                positions=None,
+                balances=None,
+                error=f"no snapshot within {self.config.request_timeout + 2.0:g} s",
+            )
         else:
             snapshot["reason"] = reason
             try:

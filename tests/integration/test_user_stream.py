@@ -608,3 +608,26 @@ def test_close_from_inside_the_handler(
     assert closed.wait(scaled(5))
     assert State.CLOSED == us.state
     wait_for(lambda: not [t for t in user_threads() if t.startswith("bfsync-user")])
+
+
+def test_a_failed_snapshot_is_delivered_with_its_error_then_the_held_events(
+    fx: FakeExchange, make_service: Callable[..., WebSocketService]
+) -> None:
+    """reconcile: positions get no reply; the snapshot says so, held events follow it."""
+    ws = make_service("HMAC", request_timeout=scaled(1))
+    fx.withhold("v2/account.position", times=1)
+    with ws.user_stream(config={"stream_url": fx.stream_url, "reconcile": True}) as us:
+        buy(ws, "held")
+        events = take(us, 5, 10)
+
+    snapshot = events[0]
+    assert (SNAPSHOT, "start", None, None) == (
+        snapshot["e"],
+        snapshot["reason"],
+        snapshot["positions"],
+        snapshot["balances"],
+    )
+    assert "v2/account.position" in snapshot["error"]
+    assert ["ORDER_TRADE_UPDATE", "TRADE_LITE", "ORDER_TRADE_UPDATE", "ACCOUNT_UPDATE"] == [
+        e["e"] for e in events[1:5]
+    ]
