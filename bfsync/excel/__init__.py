@@ -19,8 +19,13 @@ functions with xlwings as ``=BF_PRICE``, ``=BF_BOOK``, ... (see docs/excel.md).
   streams (subscribed while cells ask for them), with the value's age, and show
   ``#BF! stale N s`` / ``#BF! disconnected: ...`` / ``#BF! waiting for ...`` instead of an
   old number.
+- ``user_stream(name="default")``: the process's one shared ``UserDataStream`` on
+  ``service(name)``, made, brought back, kept and closed (before its service) as ``service``;
+  ``order_state`` and ``last_fill`` read it: an order's latest status, filled quantity and
+  average price, the last fill, or ``#BF! gap: ...`` when events may have been missed.
 - ``place_order`` / ``place_order_row``: validated order placement that needs an explicit
-  confirmation, for macros only (a cell would place an order on every recalculation).
+  confirmation, for macros only (a cell would place an order on every recalculation); it
+  starts the shared user stream first, so the order's events are seen.
 
 Every function may be called from any thread, including one that runs an asyncio loop.
 """
@@ -55,13 +60,16 @@ from ._shared import (
     service,
     set_options,
     status,
+    user_stream,
 )
+from ._usercells import FILL_COLUMNS, ORDER_STATE_COLUMNS, last_fill, order_state
 
 __all__ = [
     # shared services
     "configure",
     "service",
     "market",
+    "user_stream",
     "status",
     "close",
     "set_options",
@@ -86,6 +94,11 @@ __all__ = [
     "live_book",
     "LIVE_BOOK_COLUMNS",
     "NotLiveError",
+    # order cells (user data stream)
+    "order_state",
+    "last_fill",
+    "ORDER_STATE_COLUMNS",
+    "FILL_COLUMNS",
     # orders (macros only)
     "NotConfirmedError",
     "place_order",

@@ -30,7 +30,7 @@ from ..exceptions import (
     RequestTimeoutError,
 )
 from ..orders import ORDER_TYPES
-from ._shared import registry, service
+from ._shared import registry, service, user_stream
 
 __all__ = [
     "BOOK_COLUMNS",
@@ -412,6 +412,7 @@ def _place_order(
         )
     svc_name = _name(name)
     svc = service(svc_name)
+    _follow_orders(svc_name)
     try:
         reply = getattr(svc, _PLACE[kind])(**kwargs)
     finally:
@@ -419,6 +420,20 @@ def _place_order(
         registry().cache.discard(lambda key: isinstance(key, tuple) and key[0] == svc_name)
     result = reply["result"]
     return str(result.get("clientOrderId") or result.get("clientAlgoId"))
+
+
+def _follow_orders(name: str) -> None:
+    """
+    Start the shared user stream before an order is sent, so ``order_state`` sees it all;
+    not while its last attempt failed (the order cells try again, orders do not wait).
+    """
+    entry = registry().users.get(name)
+    if entry is not None and entry.last_error is not None:
+        return
+    try:
+        user_stream(name)
+    except BinanceWebSocketError as exc:  # the order is placed anyway; its cell says why
+        log.warning("user stream %r not running, order events may be missed: %s", name, exc)
 
 
 def _row_kwargs(header: Sequence[Any], values: Sequence[Any]) -> dict[str, Any]:

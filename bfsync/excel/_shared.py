@@ -31,6 +31,14 @@ of the cells reading it (``_live``). Each successful connection of an entry incr
 ``generation``: a market service connected anew holds no subscriptions, and the live streams
 subscribe again what cells still ask for.
 
+A user stream entry (``user_stream(name)``) holds a ``_UserLink``: it has the ``state``,
+``connect()`` and ``close()`` that ``_bring_up`` uses, and its ``connect()`` makes a new
+``UserDataStream`` on ``service(name)`` (bringing that back first, under its own lock: the
+locks are always taken user entry first, then service entry), since a stream whose service
+failed or was closed cannot be started again on it. The entry's ``UserView`` (``_user``) is
+the stream's ``message_handler`` and outlives the streams; a stream made anew counts as a
+gap there. User streams are closed before the services they run on.
+
 Keys are read when a service is made: the ones given to ``configure`` or else the
 environment (``BINANCE_API_KEY``, ``BINANCE_PRIVATE_KEY``). Shared services always validate
 orders (``enable_validation=True``). All of them are closed at interpreter exit.
@@ -52,8 +60,10 @@ from ..exceptions import AuthenticationError, BinanceWebSocketError, ConnectionE
 from ..market import MarketService
 from ..service import WebSocketService
 from ..transport import State
+from ..userstream import UserDataStream
 from ._cache import TtlCache
 from ._live import LiveStreams
+from ._user import UserView
 
 __all__ = [
     "API_KEY_ENV",
@@ -66,6 +76,7 @@ __all__ = [
     "service",
     "set_options",
     "status",
+    "user_stream",
 ]
 
 log = logging.getLogger("bfsync.excel")
@@ -144,6 +155,7 @@ class _Entry:
         self.reconnecting_since: Optional[float] = None
         self.generation = 0  # successful connections so far
         self.live: Optional[LiveStreams] = None  # market services: the cells' streams
+        self.view: Optional[UserView] = None  # user streams: the order cells' records
 
     def usable(self) -> Optional[tuple[Any, int]]:
         """The service and its generation when usable now, else ``None``; never connects."""
@@ -160,6 +172,7 @@ class _Registry:
         self.lock = threading.Lock()
         self.entries: dict[str, _Entry] = {}  # WebSocketServices, and every name's settings
         self.markets: dict[str, _Entry] = {}  # MarketServices (their settings: ``entries``)
+        self.users: dict[str, _Entry] = {}  # UserDataStreams (on ``entries``' services)
         self.cache = TtlCache()
         self.errors = "value"
         self.ttl = 1.0
@@ -190,10 +203,26 @@ class _Registry:
                     self.markets[name] = entry
         return entry
 
+    def user_entry(self, name: str) -> _Entry:
+        """The user stream entry of ``name`` (made on first use, with its view)."""
+        entry = self.users.get(name)
+        if entry is None:
+            with self.lock:
+                entry = self.users.get(name)
+                if entry is None:
+                    entry = _Entry(name, _USER)
+                    entry.view = UserView()
+                    self.users[name] = entry
+        return entry
+
     def close_all(self) -> None:
-        """Close every shared service (also run at interpreter exit)."""
+        """Close every shared service, user streams first (also run at interpreter exit)."""
         with self.lock:
-            entries = [*self.markets.values(), *self.entries.values()]
+            entries = [
+                *getattr(self, "users", {}).values(),
+                *self.markets.values(),
+                *self.entries.values(),
+            ]
         for entry in entries:
             close_entry(entry)
         self.cache.clear()
@@ -259,6 +288,9 @@ def configure(
         entry.service = None
         entry.last_error = None
         entry.failed_at = None
+    user_entry = _REGISTRY.users.get(name)
+    if user_entry is not None:
+        close_entry(user_entry)  # before the service it runs on
     if service is not None:
         service.close()
     market_entry = _REGISTRY.markets.get(name)
@@ -309,6 +341,36 @@ def market(name: str = "default") -> MarketService:
     return _get(_REGISTRY.market_entry(name))  # type: ignore[no-any-return]
 
 
+def user_stream(name: str = "default") -> UserDataStream:
+    """
+    The process's one shared, running ``UserDataStream`` named ``name``, on the shared
+    service ``service(name)`` (its key, its connection, ``reconcile=True``).
+
+    Made on the first call (once, under a lock, however many threads ask); made anew by
+    itself when it or its service failed or was closed, or after it was reconnecting for
+    ``reconnect_interval`` seconds, with the same rate-limited attempts and visible reason
+    as ``service``; kept across reloads; closed at exit, before its service. Its
+    ``message_handler`` is bfsync.excel's (the order cells' records): read it with
+    ``latest(event_type)``, ``wait_for_order`` and ``order_events``, not ``events()``. A
+    stream made anew starts with an empty history (``order_state`` still shows what it saw,
+    marked as possibly out of date). Blocks at most about twice ``connection_timeout`` plus
+    ``request_timeout``.
+
+    Raises:
+        AuthenticationError: no keys (as ``service``).
+        ConnectionError: not running now; the message says why and when the next attempt
+            may be made.
+        ListenKeyError, RequestTimeoutError: the listenKey was refused or did not come.
+        ValueError: a bad ``name``.
+    """
+    _check_name(name)
+    link = _get(_REGISTRY.user_entry(name))
+    stream = link.stream
+    if stream is None:  # pragma: no cover - closed by another thread just now
+        raise ConnectionError("the user stream was closed")
+    return stream  # type: ignore[no-any-return]
+
+
 def close(name: Optional[str] = None) -> None:
     """
     Close the shared services of ``name`` (every one when ``None``), the web socket API's
@@ -321,7 +383,7 @@ def close(name: Optional[str] = None) -> None:
         _REGISTRY.close_all()
         return
     _check_name(name)
-    for entries in (_REGISTRY.markets, _REGISTRY.entries):
+    for entries in (_REGISTRY.users, _REGISTRY.markets, _REGISTRY.entries):
         entry = entries.get(name)
         if entry is not None:
             close_entry(entry)
@@ -513,6 +575,46 @@ def _market_connected(entry: _Entry, market: MarketService) -> None:
         entry.live.reset()
 
 
+class _UserLink:
+    """A user stream entry's ``service`` for ``_bring_up``: makes streams on ``service(name)``."""
+
+    def __init__(self, name: str, view: Optional[UserView]) -> None:
+        self.name = name
+        self.view = view
+        self.stream: Optional[UserDataStream] = None
+
+    @property
+    def state(self) -> State:
+        stream = self.stream
+        return stream.state if stream is not None else State.CLOSED
+
+    def connect(self) -> None:
+        """A new started stream on the shared service (brought back first when needed)."""
+        base = service(self.name)
+        old, self.stream = self.stream, None
+        if old is not None:
+            old.close()
+        handler = self.view.on_event if self.view is not None else None
+        stream = UserDataStream(None, handler, {"reconcile": True}, service=base)
+        stream.start()
+        self.stream = stream
+
+    def close(self) -> None:
+        stream = self.stream
+        if stream is not None:
+            stream.close()
+
+
+def _make_user(entry: _Entry) -> _UserLink:
+    return _UserLink(entry.name, entry.view)
+
+
+def _user_started(entry: _Entry, link: _UserLink) -> None:
+    """A stream made anew (not the first): the events in between are unknown."""
+    if entry.generation > 1 and entry.view is not None:
+        entry.view.restarted()
+
+
 def _live_timings() -> tuple[float, float]:
     return _REGISTRY.unsubscribe_after, _REGISTRY.reconnect_interval
 
@@ -559,6 +661,7 @@ def _last(entry: _Entry) -> str:
 
 _WS = _Kind("service", _USABLE, _make_ws)
 _MARKET = _Kind("market service", _MARKET_USABLE, _make_market, _market_connected)
+_USER = _Kind("user stream", _MARKET_USABLE, _make_user, _user_started)
 
 
 def _check_name(name: object) -> None:

@@ -1,7 +1,8 @@
 """
 bfsync's Excel functions for xlwings: ``=BF_PRICE``, ``=BF_BOOK``, ``=BF_DEPTH``,
 ``=BF_POSITIONS``, ``=BF_BALANCE``, ``=BF_ORDERS``, ``=BF_STATUS``, the live
-``=BF_LIVE_PRICE`` and ``=BF_LIVE_BOOK``, and the macro
+``=BF_LIVE_PRICE`` and ``=BF_LIVE_BOOK``, the order cells ``=BF_ORDER_STATE`` and
+``=BF_LAST_FILL``, and the macro
 ``BF_PLACE_ORDER`` (needs ``pip install 'bfsync[excel]'``).
 
 Point xlwings' "UDF Modules" at ``bfsync.excel.xlwings_udfs``, or at a module of your own
@@ -32,15 +33,17 @@ except ImportError as exc:
         "bfsync.excel.xlwings_udfs needs xlwings: pip install 'bfsync[excel]'"
     ) from exc
 
-from . import _cells, _livecells, _shared
+from . import _cells, _livecells, _shared, _usercells
 
 __all__ = [
     "BF_BALANCE",
     "BF_BOOK",
     "BF_DEPTH",
+    "BF_LAST_FILL",
     "BF_LIVE_BOOK",
     "BF_LIVE_PRICE",
     "BF_ORDERS",
+    "BF_ORDER_STATE",
     "BF_PLACE_ORDER",
     "BF_POSITIONS",
     "BF_PRICE",
@@ -147,6 +150,24 @@ def BF_LIVE_PRICE(
 def BF_LIVE_BOOK(symbol: Any, field: Any = None, max_age: Any = None, name: Any = "default") -> Any:
     """The live best bid and ask of a symbol (stream bookTicker), with their age."""
     return _livecells.live_book(symbol, field, max_age, name)
+
+
+@_xw("func", category=_CATEGORY, volatile=True)
+@_xw("arg", "client_order_id", doc="the client order id BF_PLACE_ORDER wrote")
+@_xw("arg", "field", doc="status, filledQty, avgPrice, symbol, side, type, age; empty: the table")
+@_xw("arg", "name", doc=_NAME_DOC)
+def BF_ORDER_STATE(client_order_id: Any, field: Any = None, name: Any = "default") -> Any:
+    """An order's latest status, filled quantity and average price (user data stream)."""
+    return _usercells.order_state(client_order_id, field, name)
+
+
+@_xw("func", category=_CATEGORY, volatile=True)
+@_xw("arg", "symbol", doc="a symbol; empty: the last fill of any symbol")
+@_xw("arg", "field", doc="symbol, side, price, qty, clientOrderId, status, age; empty: the table")
+@_xw("arg", "name", doc=_NAME_DOC)
+def BF_LAST_FILL(symbol: Any = None, field: Any = None, name: Any = "default") -> Any:
+    """The last fill seen on the user data stream (of a symbol, or of any)."""
+    return _usercells.last_fill(symbol, field, name)
 
 
 def place_order_from_selection(

@@ -29,7 +29,14 @@ SYMBOL = "BTCUSDT"
 
 def bfsync_threads() -> list[str]:
     """Names of bfsync's client threads still alive (I/O, dispatcher, REST, streams, Excel)."""
-    prefixes = ("bfsync-io", "bfsync-dispatch", "bfsync-rest-", "bfsync-market", "bfsync-excel")
+    prefixes = (
+        "bfsync-io",
+        "bfsync-dispatch",
+        "bfsync-rest-",
+        "bfsync-market",
+        "bfsync-excel",
+        "bfsync-user",
+    )
     return sorted(t.name for t in threading.enumerate() if t.name.startswith(prefixes))
 
 
@@ -51,6 +58,7 @@ def reset() -> None:
     registry = _shared.registry()
     registry.entries.clear()
     registry.markets.clear()
+    registry.users.clear()
     registry.cache = _cache.TtlCache()
     bx.set_options(
         errors="value", ttl=1.0, reconnect_interval=5.0, max_age=10.0, unsubscribe_after=300.0
@@ -612,9 +620,11 @@ UDFS = [
     "BF_BALANCE",
     "BF_BOOK",
     "BF_DEPTH",
+    "BF_LAST_FILL",
     "BF_LIVE_BOOK",
     "BF_LIVE_PRICE",
     "BF_ORDERS",
+    "BF_ORDER_STATE",
     "BF_POSITIONS",
     "BF_PRICE",
     "BF_STATUS",
@@ -673,7 +683,7 @@ def test_the_functions_work_with_this_platforms_xlwings(udfs: Any, excel: FakeEx
 
 
 def test_windows_registration_metadata(udfs: Any) -> None:
-    """xlwings' Windows decorators see nine volatile functions in 'bfsync' and one macro."""
+    """xlwings' Windows decorators see eleven volatile functions in 'bfsync' and one macro."""
     script = WINDOWS_DECORATORS + textwrap.dedent(
         """
         import bfsync.excel.xlwings_udfs as m
@@ -736,12 +746,14 @@ def test_windows_vba_wrappers_of_a_users_module(udfs: Any, tmp_path: Path) -> No
         "Function BF_STATUS(Optional name)",
         "Function BF_LIVE_PRICE(symbol, Optional with_age, Optional max_age, Optional name)",
         "Function BF_LIVE_BOOK(symbol, Optional field, Optional max_age, Optional name)",
+        "Function BF_ORDER_STATE(client_order_id, Optional field, Optional name)",
+        "Function BF_LAST_FILL(Optional symbol, Optional field, Optional name)",
         "Sub BF_PLACE_ORDER()",
         'BF_PRICE = XLPy.CallUDF("mybook", "BF_PRICE", Array(symbol, name), ThisWorkbook, '
         "Application.Caller)",
     ]:
         assert line in vba
-    assert 9 == vba.count("Application.Volatile")
+    assert 11 == vba.count("Application.Volatile")
     assert "place_order(" not in vba  # no cell function can place an order
 
 
