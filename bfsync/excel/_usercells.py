@@ -12,6 +12,8 @@ marker instead:
   missed. The order's next event ends the marker; a final status (FILLED, CANCELED, ...)
   is shown whatever gaps came after it, since it cannot change. A ``bfsync.snapshot`` lists
   positions and balances, not orders, so it does not end the marker;
+- ``#BF! gap: ... the user stream is reconnecting``: it lost its connection just now and
+  reconnects by itself; a final status is still shown;
 - ``#BF! not connected: ...``: the user stream is not running now (it comes back by itself,
   see ``user_stream``).
 
@@ -25,6 +27,8 @@ import math
 import time
 from typing import Any, Optional
 
+from ..exceptions import ConnectionError
+from ..transport import State
 from ._cells import _cell, _field, _name, _num, _symbol
 from ._livecells import NotLiveError
 from ._shared import registry, user_stream
@@ -72,7 +76,8 @@ def last_fill(symbol: Any = None, field: Any = None, name: Any = "default") -> A
 def _order_state(client_order_id: Any, field: Any, name: Any) -> Any:
     ident = _client_id(client_order_id)
     column = _field(field, ORDER_STATE_COLUMNS, {"filled": "filledQty", "price": "avgPrice"})
-    record = _record(_name(name), lambda view: view.order(ident), f"waiting for order {ident}")
+    svc = _name(name)
+    record, down = _record(svc, lambda view: view.order(ident), f"waiting for order {ident}")
     order = record.event.get("o") or {}
     algo = record.event.get("e") == "ALGO_UPDATE"
     row = [
@@ -84,8 +89,11 @@ def _order_state(client_order_id: Any, field: Any, name: Any) -> Any:
         order.get("o"),
         _age(record),
     ]
-    if not record.final and not _view(_name(name)).current(record):
-        raise NotLiveError(f"gap: {row[0]} may be out of date, {_gap_text(_name(name))}")
+    if not record.final:
+        if down is not None:
+            raise NotLiveError(f"gap: {row[0]} may be out of date, {down}")
+        if not _view(svc).current(record):
+            raise NotLiveError(f"gap: {row[0]} may be out of date, {_gap_text(svc)}")
     if column is not None:
         return row[ORDER_STATE_COLUMNS.index(column)]
     return [list(ORDER_STATE_COLUMNS), row]
@@ -95,7 +103,9 @@ def _last_fill(symbol: Any, field: Any, name: Any) -> Any:
     wanted: Optional[str] = None if symbol is None or symbol == "" else _symbol(symbol)
     column = _field(field, FILL_COLUMNS, {})
     svc = _name(name)
-    record = _record(svc, lambda view: view.fill(wanted), "no fill yet")
+    record, down = _record(svc, lambda view: view.fill(wanted), "no fill yet")
+    if down is not None:
+        raise NotLiveError(f"gap: a later fill may be missing, {down}")
     if not _view(svc).current(record):
         raise NotLiveError(f"gap: a later fill may be missing, {_gap_text(svc)}")
     order = record.event.get("o") or {}
@@ -113,14 +123,27 @@ def _last_fill(symbol: Any, field: Any, name: Any) -> Any:
     return [list(FILL_COLUMNS), row]
 
 
-def _record(name: str, find: Any, missing: str) -> Record:
-    """The record ``find(view)`` once the user stream runs, or ``NotLiveError``."""
-    user_stream(name)  # raises ConnectionError (a "not connected" text) when not running
+def _record(name: str, find: Any, missing: str) -> tuple[Record, Optional[str]]:
+    """
+    The record ``find(view)`` and, when the stream is reconnecting by itself now, a text
+    saying so (the gap event comes once it is back); else raises: ``NotLiveError`` (no
+    record), ``ConnectionError`` (the stream is not running and not reconnecting).
+    """
+    down: Optional[str] = None
+    try:
+        user_stream(name)
+    except ConnectionError:
+        link = registry().user_entry(name).service
+        if link is None or link.state is not State.RECONNECTING:
+            raise
+        down = "the user stream is reconnecting"
     record: Optional[Record] = find(_view(name))
     if record is None:
+        if down is not None:
+            raise NotLiveError(f"{missing} ({down})")
         gap = _view(name).last_gap()
         raise NotLiveError(missing + (f" ({_gap_text(name)})" if gap is not None else ""))
-    return record
+    return record, down
 
 
 def _view(name: str) -> Any:

@@ -160,6 +160,36 @@ class TestRecovery:
         assert stream is bx.user_stream()
         assert 1 == private_connections(excel)
 
+    def test_while_the_stream_reconnects_final_states_show_and_open_ones_are_marked(
+        self, fx: FakeExchange, keys: tuple[str, str]
+    ) -> None:
+        """Reconnecting by itself: FILLED still shows; NEW, last fill, unknown ids say why."""
+        bx.configure(*keys, config=urls(fx, reconnect_delay=0.05))
+        bx.set_options(reconnect_interval=scaled(30))
+        done = bx.place_order(SYMBOL, "BUY", "MARKET", "0.010", confirm=True)
+        resting = resting_buy()
+        assert shows(lambda: bx.order_state(resting, "status"), "NEW")
+        assert shows(lambda: bx.order_state(done, "status"), "FILLED")
+        stream = bx.user_stream()
+
+        fx.refuse_handshakes()
+        fx.drop_stream_connections("private")
+        assert wait_until(lambda: stream.state is State.RECONNECTING)
+
+        reconnecting = "the user stream is reconnecting"
+        assert f"#BF! gap: NEW may be out of date, {reconnecting}" == bx.order_state(resting)
+        assert "FILLED" == bx.order_state(done, "status")
+        assert f"#BF! gap: a later fill may be missing, {reconnecting}" == bx.last_fill()
+        assert f"#BF! waiting for order other ({reconnecting})" == bx.order_state("other")
+        fx.accept_handshakes()
+        assert wait_until(lambda: stream.state is State.CONNECTED)
+        assert shows(
+            lambda: str(bx.order_state(resting))[:37], "#BF! gap: NEW may be out of date, eve"
+        )
+        fx.move_price(SYMBOL, "48900")
+        assert shows(lambda: bx.order_state(resting, "status"), "FILLED")
+        assert stream is bx.user_stream()
+
     def test_an_expired_listen_key_is_replaced_and_fills_show_again(
         self, excel: FakeExchange
     ) -> None:
