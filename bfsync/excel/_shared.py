@@ -291,6 +291,8 @@ def configure(
     user_entry = _REGISTRY.users.get(name)
     if user_entry is not None:
         close_entry(user_entry)  # before the service it runs on
+        user_entry.view = UserView()  # maybe another account: forget its orders
+        user_entry.generation = 0
     if service is not None:
         service.close()
     market_entry = _REGISTRY.markets.get(name)

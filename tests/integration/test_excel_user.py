@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,15 @@ class TestSharing:
         assert (1, 1) == (keys_started(excel), private_connections(excel))
         assert bx.user_stream() is bx.user_stream("default")
         assert State.CONNECTED == bx.user_stream().state
+
+    def test_from_a_thread_running_an_asyncio_loop(self, excel: FakeExchange) -> None:
+        """A cell called inside a running event loop starts the stream and answers."""
+
+        async def cell() -> Any:
+            return bx.order_state("in-a-loop")
+
+        assert "#BF! waiting for order in-a-loop" == asyncio.run(cell())
+        assert 1 == private_connections(excel)
 
     def test_the_stream_runs_on_the_shared_service(self, excel: FakeExchange) -> None:
         """Its listenKey came over the shared service's connection; it reconciles."""
@@ -264,6 +274,20 @@ class TestLifecycle:
         assert "FILLED" == reloaded.order_state(client_id, "status")
         assert (1, 1) == (keys_started(excel), private_connections(excel))
         assert threads == bfsync_threads()
+
+    def test_other_keys_forget_the_orders_of_the_old_ones(
+        self, excel: FakeExchange, keys: tuple[str, str]
+    ) -> None:
+        """configure() with another key: a new stream, and no order of the old key is shown."""
+        client_id = bx.place_order(SYMBOL, "BUY", "MARKET", "0.010", confirm=True)
+        assert shows(lambda: bx.order_state(client_id, "status"), "FILLED")
+        old = bx.user_stream()
+
+        bx.configure(*excel.add_hmac_key(), config=urls(excel))
+
+        assert State.CLOSED == old.state
+        assert f"#BF! waiting for order {client_id}" == bx.order_state(client_id)
+        assert old is not bx.user_stream()
 
     def test_close_ends_the_stream_before_its_service_and_leaves_no_thread(
         self, excel: FakeExchange, monkeypatch: pytest.MonkeyPatch
