@@ -1,6 +1,6 @@
 """
-The process's shared services, one ``WebSocketService`` and one ``MarketService`` per name,
-and the options of the cell functions.
+The process's shared services, one ``WebSocketService``, one ``MarketService`` and one
+``UserDataStream`` per name, and the options of the cell functions.
 
 Theory of operation
 -------------------
@@ -219,7 +219,7 @@ class _Registry:
         """Close every shared service, user streams first (also run at interpreter exit)."""
         with self.lock:
             entries = [
-                *getattr(self, "users", {}).values(),
+                *self.users.values(),
                 *self.markets.values(),
                 *self.entries.values(),
             ]
@@ -375,11 +375,13 @@ def user_stream(name: str = "default") -> UserDataStream:
 
 def close(name: Optional[str] = None) -> None:
     """
-    Close the shared services of ``name`` (every one when ``None``), the web socket API's
-    and the market streams', and forget cached values and live subscriptions.
+    Close the shared services of ``name`` (every one when ``None``): the user stream, then
+    the market streams' and the web socket API's; forget cached values and live
+    subscriptions (the order cells' records are kept, shown as possibly out of date).
 
-    The next call of ``service(name)`` or ``market(name)`` makes a new one. Bounded (about
-    six seconds per service at worst), idempotent, from any thread; leaves no thread behind.
+    The next call of ``service(name)``, ``market(name)`` or ``user_stream(name)`` makes a
+    new one. Bounded (about six seconds per service at worst), idempotent, from any thread;
+    leaves no thread behind.
     """
     if name is None:
         _REGISTRY.close_all()
