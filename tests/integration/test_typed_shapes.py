@@ -29,10 +29,10 @@ from bfsync.types import (
     ServerTime,
 )
 
-if sys.version_info >= (3, 10):
-    from typing import is_typeddict
-else:
-    from typing_extensions import is_typeddict
+if sys.version_info >= (3, 11):
+    from typing import get_type_hints, is_typeddict
+else:  # bfsync.types' TypedDicts (NotRequired) come from typing_extensions there
+    from typing_extensions import get_type_hints, is_typeddict
 
 Service = Callable[..., WebSocketService]
 
@@ -66,7 +66,7 @@ def mismatches(value: Any, expected: Any, path: str = "result") -> list[str]:
     if is_typeddict(expected):
         if not isinstance(value, dict):
             return [f"{path}: not an object: {value!r}"]
-        hints = typing.get_type_hints(expected)
+        hints = get_type_hints(expected)
         missing = sorted(expected.__required_keys__ - value.keys())
         found = [f"{path}: no {key!r}" for key in missing]
         for key in hints.keys() & value.keys():
