@@ -8,7 +8,9 @@ the service's ``RestTransport`` (``_resthttp.py``): blocking in the caller's thr
 signing rules is ``rest.py``; ``docs/rest.md`` says where each one comes from.
 
 Every call returns a frame-like dict ``{"status", "result", "rateLimits"}`` (or a
-``concurrent.futures.Future`` of it), so ``reply["result"]`` reads as for ws-fapi calls.
+``concurrent.futures.Future`` of it), so ``reply["result"]`` reads as for ws-fapi calls. The
+overloads type it as ``bfsync.types.ReplyFrame[...]`` of the call's result, and the ``**kwargs``
+through ``Unpack[...]`` of a TypedDict of ``bfsync.types``; they change nothing at run time.
 """
 
 from __future__ import annotations
@@ -226,11 +228,12 @@ class RestCalls:
     (``ConnectionError`` otherwise), whatever the state of the WebSocket: a script can still
     cancel everything over REST when the WebSocket link has failed.
 
-    Every method takes ``wait_for_response=True`` (block and return the reply dict) or
-    ``False`` (a ``concurrent.futures.Future`` at once, done-callbacks on bfsync's dispatcher
-    thread). Keywords are Binance's (``startTime``, ``limit``, ...); ``None`` counts as not
-    given. With ``enable_validation`` bad keywords raise ``OrderValidationError`` in the
-    caller's thread; without it unknown keywords are sent as they are.
+    Every method takes ``wait_for_response=True`` (block and return the reply dict, typed
+    ``ReplyFrame[...]`` of the call's result) or ``False`` (a ``concurrent.futures.Future`` of
+    it at once, done-callbacks on bfsync's dispatcher thread). Keywords are Binance's
+    (``startTime``, ``limit``, ...); ``None`` counts as not given. With ``enable_validation``
+    bad keywords raise ``OrderValidationError`` in the caller's thread; without it unknown
+    keywords are sent as they are.
 
     Blocking calls wait at most ``connection_timeout`` to connect plus ``request_timeout``
     per read (twice for a read sent again after a connection error).
