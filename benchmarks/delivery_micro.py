@@ -252,7 +252,8 @@ def main() -> None:
     print(f"{'case':<32}{'events/s':>12}{'x raw':>8}{'CPU µs/event':>14}")
     for name, rate, cpu in rows:
         base = pipe_ceiling if name.startswith("pipe") else ceiling
-        print(f"{name:<32}{rate:>12,.0f}{rate / base:>8.2f}{cpu:>14.2f}")
+        shown = "n/a" if "pre-decoded" in name else f"{cpu:.2f}"  # its CPU counts the decoding
+        print(f"{name:<32}{rate:>12,.0f}{rate / base:>8.2f}{shown:>14}")
 
 
 if __name__ == "__main__":

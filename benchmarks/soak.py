@@ -252,6 +252,15 @@ def fault_thread(fx: FakeExchange, stats: Stats, stop: threading.Event, seed: in
         method = rng.choice(["depth", "ticker.price", "v2/account.balance", "order.place"])
         fx.delay(method, rng.uniform(0.2, 1.0), times=rng.randint(5, 30))
 
+    def hang() -> None:
+        fx.hang_handshakes(2)
+        fx.drop_connections(close_frame=rng.random() < 0.5)
+        stop.wait(rng.uniform(0.5, 2.0))  # reconnections hang meanwhile; deadlines hold
+        fx.accept_handshakes()
+
+    def stalled_reader() -> None:
+        fx.stall(rng.uniform(1.0, 3.0))  # callers keep sending: buffers fill, deadlines hold
+
     faults: list[tuple[str, Callable[[], None]]] = [
         ("drop (close frame)", drop_close),
         ("drop (tcp abort)", drop_abort),
@@ -261,6 +270,8 @@ def fault_thread(fx: FakeExchange, stats: Stats, stop: threading.Event, seed: in
         ("garbage frame", garbage),
         ("delayed replies", delay),
         ("orders placed, answered 5xx", server_failure),
+        ("hang 2 handshakes", hang),
+        ("stalled reader 1-3 s", stalled_reader),
     ]
     while not stop.wait(rng.uniform(2.0, 4.0)):
         fx.clear_requests()  # the fake records every request: keep its memory flat

@@ -43,14 +43,16 @@ _heap: list[_Entry] = []
 _seq = itertools.count()
 _sweep_at = _MIN_SWEEP
 _thread: Optional[threading.Thread] = None
+_live = 0  # watched futures not yet settled
 
 
 def _after_fork_in_child() -> None:
     """A forked child has no watcher thread and none of the parent's futures to watch."""
-    global _cond, _thread, _sweep_at
+    global _cond, _thread, _sweep_at, _live
     _cond = threading.Condition(threading.Lock())
     _heap.clear()
     _thread = None
+    _live = 0
     _sweep_at = _MIN_SWEEP
 
 
@@ -60,16 +62,31 @@ if hasattr(os, "register_at_fork"):
 
 def watch(deadline: float, future: Future[Any], request: Any, expire: Expire) -> None:
     """Call ``expire(request)`` at ``deadline`` (``time.monotonic()``) unless ``future`` is done."""
-    global _thread, _sweep_at
+    global _thread, _live
     with _cond:
         if len(_heap) >= _sweep_at:
             _sweep_locked()
         earliest = _heap[0][0] if _heap else None
         heapq.heappush(_heap, (deadline, next(_seq), future, request, expire))
+        _live += 1
         if _thread is None:
             _thread = threading.Thread(target=_run, name="bfsync-deadline", daemon=True)
             _thread.start()
         elif earliest is None or deadline < earliest:
+            _cond.notify()
+    # The base class's method: the callback runs at once in the settling thread (for a
+    # DispatchedFuture, not on its dispatcher). Outside the lock: a done future calls it now.
+    Future.add_done_callback(future, _settled)
+
+
+def _settled(future: Future[Any]) -> None:
+    """A watched future settled; with none left, the thread ends now, not at a deadline."""
+    global _live
+    with _cond:
+        _live -= 1
+        if _live <= 0:
+            _live = 0
+            _heap.clear()
             _cond.notify()
 
 

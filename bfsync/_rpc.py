@@ -48,7 +48,6 @@ from ._iothread import ChannelBase, LinkView, Outgoing
 from .clock import ServerClock
 from .config import Config
 from .exceptions import (
-    AuthenticationError,
     ConnectionLostError,
     OrderConnectionLostError,
     OrderStatusUnknownError,
@@ -56,7 +55,15 @@ from .exceptions import (
     RequestError,
     RequestTimeoutError,
 )
-from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error_for
+from .protocol import (
+    METHODS,
+    NONE,
+    SIGNED,
+    decode_frame,
+    encode_request,
+    error_for,
+    revoked_error,
+)
 from .signing import Signer, canonical_payload
 from .transport import Request, State
 
@@ -507,7 +514,12 @@ class RpcSession(ChannelBase):
             if len(self._after_sync) == 1:
                 self._sync_clock(time.monotonic())
             return
-        exc = error_for(reply, request.method, int(time.time() * 1000))
+        exc = error_for(
+            reply,
+            request.method,
+            int(time.time() * 1000),
+            client_order_id=request.client_order_id,
+        )
         if reply.get("status") == 418:
             wait = getattr(exc, "retry_after", None)
             self.banned_until = time.monotonic() + (_DEFAULT_BAN if wait is None else wait)
@@ -556,11 +568,11 @@ class RpcSession(ChannelBase):
     def _relogon_done(self, future: Future[Any]) -> None:
         self._logon = None
         exc = future.exception()
-        self.last_logon_error = exc
         if exc is not None:
             log.warning("logging on again failed: %s", exc)
             if self.state is State.LOGGED_IN:  # after a rotation it still said so
                 self.set_state(State.CONNECTED)
+        self.last_logon_error = exc  # after the state: who sees the error sees the state
 
     def _session_revoked(self, reply: dict[str, Any]) -> None:
         """A 401 with ``id: null``: the key was revoked; requests that relied on it fail."""
@@ -574,10 +586,7 @@ class RpcSession(ChannelBase):
                 self._unpend(request)
                 settle_error(
                     request.future,
-                    AuthenticationError(
-                        f"{request.method}: the server revoked the API key (status 401, "
-                        f"{reply.get('error')}); the request may not have been processed"
-                    ),
+                    revoked_error(reply, request.method, client_order_id=request.client_order_id),
                 )
 
     def _expire(self, now: float) -> None:

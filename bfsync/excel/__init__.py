@@ -14,6 +14,11 @@ functions with xlwings as ``=BF_PRICE``, ``=BF_BOOK``, ... (see docs/excel.md).
   cache with single flight (a recalculation storm costs one request per question and
   ``ttl``), returning numbers or 2-D lists with a header row, and errors as ``#BF! ...``
   texts unless ``set_options(errors="raise")``.
+- ``market(name="default")``: the process's one shared ``MarketService`` of that name, made,
+  brought back, kept and closed as ``service``; ``live_price`` and ``live_book`` read its
+  streams (subscribed while cells ask for them), with the value's age, and show
+  ``#BF! stale N s`` / ``#BF! disconnected: ...`` / ``#BF! waiting for ...`` instead of an
+  old number.
 - ``place_order`` / ``place_order_row``: validated order placement that needs an explicit
   confirmation, for macros only (a cell would place an order on every recalculation).
 
@@ -39,12 +44,14 @@ from ._cells import (
     positions,
     price,
 )
+from ._livecells import LIVE_BOOK_COLUMNS, NotLiveError, live_book, live_price
 from ._shared import (
     API_KEY_ENV,
     PRIVATE_KEY_ENV,
     close,
     configure,
     get_options,
+    market,
     service,
     set_options,
     status,
@@ -54,6 +61,7 @@ __all__ = [
     # shared services
     "configure",
     "service",
+    "market",
     "status",
     "close",
     "set_options",
@@ -73,6 +81,11 @@ __all__ = [
     "POSITION_COLUMNS",
     "BALANCE_COLUMNS",
     "ORDER_COLUMNS",
+    # live cells
+    "live_price",
+    "live_book",
+    "LIVE_BOOK_COLUMNS",
+    "NotLiveError",
     # orders (macros only)
     "NotConfirmedError",
     "place_order",

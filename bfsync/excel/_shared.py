@@ -1,5 +1,6 @@
 """
-The process's shared services, one per name, and the options of the cell functions.
+The process's shared services, one ``WebSocketService`` and one ``MarketService`` per name,
+and the options of the cell functions.
 
 Theory of operation
 -------------------
@@ -22,6 +23,14 @@ and the others wait for it (at most ``connection_timeout``), and then:
   the next attempt may be made, without touching the network (a recalculation storm during
   an outage costs one attempt per interval, not one per cell).
 
+The same machinery (``_Entry``, ``_bring_up``) serves both kinds; a ``_Kind`` says what
+differs: how a service is made, which states are usable, what follows a connection. A market
+service needs no keys: it takes the ``config`` (``stream_url``, timeouts, ...) and
+``testnet`` given to ``configure`` for its name, and its entry carries the ``LiveStreams``
+of the cells reading it (``_live``). Each successful connection of an entry increments its
+``generation``: a market service connected anew holds no subscriptions, and the live streams
+subscribe again what cells still ask for.
+
 Keys are read when a service is made: the ones given to ``configure`` or else the
 environment (``BINANCE_API_KEY``, ``BINANCE_PRIVATE_KEY``). Shared services always validate
 orders (``enable_validation=True``). All of them are closed at interpreter exit.
@@ -36,13 +45,15 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from ..config import TESTNET_REST_URL, TESTNET_WS_URL
+from ..config import TESTNET_REST_URL, TESTNET_STREAM_URL, TESTNET_WS_URL
 from ..exceptions import AuthenticationError, BinanceWebSocketError, ConnectionError
+from ..market import MarketService
 from ..service import WebSocketService
 from ..transport import State
 from ._cache import TtlCache
+from ._live import LiveStreams
 
 __all__ = [
     "API_KEY_ENV",
@@ -50,6 +61,7 @@ __all__ = [
     "close",
     "configure",
     "get_options",
+    "market",
     "registry",
     "service",
     "set_options",
@@ -66,6 +78,7 @@ PRIVATE_KEY_ENV = "BINANCE_PRIVATE_KEY"
 EXCEL_CONFIG_DEFAULTS: dict[str, Any] = {"connection_timeout": 10, "request_timeout": 10}
 
 _USABLE = (State.CONNECTED, State.LOGGED_IN)
+_MARKET_USABLE = (State.CONNECTED, State.STALE)  # stale: connected, some stream silent
 _REASON_LENGTH = 160  # leaves room in a cell's text for "(next attempt in N s)"
 
 
@@ -99,17 +112,45 @@ class _Settings:
         return f"<_Settings api_key={'set' if self.api_key else 'from env'} testnet={self.testnet}>"
 
 
-class _Entry:
-    """One name: its settings, its service, and how its last connection attempt went."""
+class _Kind:
+    """What differs between the kinds of shared service (see the module docstring)."""
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("after_connect", "label", "make", "usable")
+
+    def __init__(
+        self,
+        label: str,
+        usable: tuple[State, ...],
+        make: Callable[[_Entry], Any],
+        after_connect: Optional[Callable[[_Entry, Any], None]] = None,
+    ) -> None:
+        self.label = label
+        self.usable = usable
+        self.make = make
+        self.after_connect = after_connect
+
+
+class _Entry:
+    """One shared service: its settings, its service, how its last connection attempt went."""
+
+    def __init__(self, name: str, kind: _Kind) -> None:
         self.name = name
+        self.kind = kind
         self.lock = threading.Lock()
         self.settings = _Settings(None, None, None, False)
-        self.service: Optional[WebSocketService] = None
+        self.service: Optional[Any] = None
         self.last_error: Optional[str] = None
         self.failed_at: Optional[float] = None
         self.reconnecting_since: Optional[float] = None
+        self.generation = 0  # successful connections so far
+        self.live: Optional[LiveStreams] = None  # market services: the cells' streams
+
+    def usable(self) -> Optional[tuple[Any, int]]:
+        """The service and its generation when usable now, else ``None``; never connects."""
+        current, generation = self.service, self.generation
+        if current is not None and current.state in self.kind.usable:
+            return current, generation
+        return None
 
 
 class _Registry:
@@ -117,26 +158,42 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: dict[str, _Entry] = {}
+        self.entries: dict[str, _Entry] = {}  # WebSocketServices, and every name's settings
+        self.markets: dict[str, _Entry] = {}  # MarketServices (their settings: ``entries``)
         self.cache = TtlCache()
         self.errors = "value"
         self.ttl = 1.0
         self.reconnect_interval = 5.0
+        self.max_age = 10.0
+        self.unsubscribe_after = 300.0
         atexit.register(self.close_all)
 
     def entry(self, name: str) -> _Entry:
+        """The ``WebSocketService`` entry of ``name`` (made on first use)."""
         entry = self.entries.get(name)
         if entry is None:
             with self.lock:
                 entry = self.entries.get(name)
                 if entry is None:
-                    entry = self.entries[name] = _Entry(name)
+                    entry = self.entries[name] = _Entry(name, _WS)
+        return entry
+
+    def market_entry(self, name: str) -> _Entry:
+        """The ``MarketService`` entry of ``name`` (made on first use, with its live streams)."""
+        entry = self.markets.get(name)
+        if entry is None:
+            with self.lock:
+                entry = self.markets.get(name)
+                if entry is None:
+                    entry = _Entry(name, _MARKET)
+                    entry.live = LiveStreams(name, entry.usable, _live_timings)
+                    self.markets[name] = entry
         return entry
 
     def close_all(self) -> None:
         """Close every shared service (also run at interpreter exit)."""
         with self.lock:
-            entries = list(self.entries.values())
+            entries = [*self.markets.values(), *self.entries.values()]
         for entry in entries:
             close_entry(entry)
         self.cache.clear()
@@ -177,10 +234,13 @@ def configure(
         name: which shared service.
         testnet: use Binance's testnet URLs (``ws_url``/``rest_url`` in ``config`` win).
 
+    The shared market service of ``name`` (``market(name)``, the live cells) takes
+    ``config`` and ``testnet`` from here too (it needs no keys).
+
     Calling it again with the same arguments (a module reloaded by "Import Python UDFs")
-    changes nothing and keeps the connection; different arguments close the service, and
-    the next call makes a new one with them. Does not connect; closing a replaced service
-    takes at most a few seconds.
+    changes nothing and keeps the connections; different arguments close the services of
+    ``name``, and the next call makes new ones with them. Does not connect; closing a
+    replaced service takes at most a few seconds.
     """
     from ..config import Config
 
@@ -201,6 +261,9 @@ def configure(
         entry.failed_at = None
     if service is not None:
         service.close()
+    market_entry = _REGISTRY.markets.get(name)
+    if market_entry is not None:
+        close_entry(market_entry)
     _REGISTRY.cache.clear()
 
 
@@ -221,33 +284,54 @@ def service(name: str = "default") -> WebSocketService:
         ValueError: a bad ``name``.
     """
     _check_name(name)
-    entry = _REGISTRY.entry(name)
-    current = entry.service
-    if current is not None and current.state in _USABLE:
-        entry.reconnecting_since = None
-        return current
-    with entry.lock:
-        return _bring_up(entry)
+    return _get(_REGISTRY.entry(name))  # type: ignore[no-any-return]
+
+
+def market(name: str = "default") -> MarketService:
+    """
+    The process's one shared, connected ``MarketService`` named ``name``.
+
+    As ``service(name)``: made on the first call (once, under a lock, however many threads
+    ask), connected again by itself after it failed or was closed, with the same
+    rate-limited attempts and visible reason; kept across reloads; closed at exit. Needs no
+    keys: it uses the ``config`` (``stream_url``, ...) and ``testnet`` given to
+    ``configure(name=...)``. It delivers events to bfsync.excel's live cells (its
+    ``message_handler`` is theirs, in combined mode): read values with ``latest(stream)``,
+    not ``events()``. Subscriptions of your own are not restored when it is connected anew.
+    Blocks at most about ``connection_timeout`` seconds.
+
+    Raises:
+        ConnectionError: not connected now; the message says why and when the next
+            attempt may be made.
+        ValueError: a bad ``name``, or a bad ``config`` given to ``configure``.
+    """
+    _check_name(name)
+    return _get(_REGISTRY.market_entry(name))  # type: ignore[no-any-return]
 
 
 def close(name: Optional[str] = None) -> None:
     """
-    Close the shared service ``name`` (every one when ``None``) and forget cached values.
+    Close the shared services of ``name`` (every one when ``None``), the web socket API's
+    and the market streams', and forget cached values and live subscriptions.
 
-    The next call of ``service(name)`` makes a new one. Bounded (about six seconds per
-    service at worst), idempotent, from any thread.
+    The next call of ``service(name)`` or ``market(name)`` makes a new one. Bounded (about
+    six seconds per service at worst), idempotent, from any thread; leaves no thread behind.
     """
     if name is None:
         _REGISTRY.close_all()
         return
     _check_name(name)
-    entry = _REGISTRY.entries.get(name)
-    if entry is not None:
-        close_entry(entry)
+    for entries in (_REGISTRY.markets, _REGISTRY.entries):
+        entry = entries.get(name)
+        if entry is not None:
+            close_entry(entry)
     _REGISTRY.cache.clear()
 
 
 def close_entry(entry: _Entry) -> None:
+    live = entry.live
+    if live is not None:
+        live.stop()
     with entry.lock:
         service, entry.service = entry.service, None
         entry.last_error = None
@@ -257,7 +341,9 @@ def close_entry(entry: _Entry) -> None:
         try:
             service.close()
         except Exception:  # pragma: no cover - close() does not raise; at exit, never fail
-            log.exception("closing the shared service %r failed", entry.name)
+            log.exception("closing the shared %s %r failed", entry.kind.label, entry.name)
+    if live is not None:
+        live.join()
 
 
 def status(name: str = "default") -> str:
@@ -286,6 +372,8 @@ def set_options(
     errors: Optional[str] = None,
     ttl: Optional[float] = None,
     reconnect_interval: Optional[float] = None,
+    max_age: Optional[float] = None,
+    unsubscribe_after: Optional[float] = None,
 ) -> dict[str, Any]:
     """
     Change how the cell functions behave, for the whole process; returns the options.
@@ -299,7 +387,12 @@ def set_options(
             identical calls still share one request).
         reconnect_interval: after a failed connection attempt, the next waits this many
             seconds (default 5); also how long a reconnecting service is left to its own
-            reconnection before it is connected anew.
+            reconnection before it is connected anew, and how long a refused subscription
+            of a live cell waits before it is tried again.
+        max_age: a live value older than this many seconds is shown as ``#BF! stale N s``
+            instead of a number (default 10; a cell's own ``max_age`` argument wins).
+        unsubscribe_after: a stream no live cell asked for in this many seconds is
+            unsubscribed (default 300).
 
     Raises:
         ValueError: a bad value, naming the parameter.
@@ -312,12 +405,22 @@ def set_options(
         raise ValueError(
             f"reconnect_interval must be a number of seconds > 0, got {reconnect_interval!r}"
         )
+    for label, value in (("max_age", max_age), ("unsubscribe_after", unsubscribe_after)):
+        if value is not None and not _finite(value, minimum=None):
+            raise ValueError(f"{label} must be a number of seconds > 0, got {value!r}")
     if errors is not None:
         _REGISTRY.errors = errors
     if ttl is not None:
         _REGISTRY.ttl = float(ttl)
     if reconnect_interval is not None:
         _REGISTRY.reconnect_interval = float(reconnect_interval)
+    if max_age is not None:
+        _REGISTRY.max_age = float(max_age)
+    if unsubscribe_after is not None:
+        _REGISTRY.unsubscribe_after = float(unsubscribe_after)
+        for entry in list(_REGISTRY.markets.values()):
+            if entry.live is not None:
+                entry.live.poke()  # its worker re-reads when the next lease runs out
     return get_options()
 
 
@@ -327,20 +430,32 @@ def get_options() -> dict[str, Any]:
         "errors": _REGISTRY.errors,
         "ttl": _REGISTRY.ttl,
         "reconnect_interval": _REGISTRY.reconnect_interval,
+        "max_age": _REGISTRY.max_age,
+        "unsubscribe_after": _REGISTRY.unsubscribe_after,
     }
 
 
 # Private functions
 
 
-def _bring_up(entry: _Entry) -> WebSocketService:
+def _get(entry: _Entry) -> Any:
+    """The entry's service, usable: at once when it is, else brought up under its lock."""
+    current = entry.service
+    if current is not None and current.state in entry.kind.usable:
+        entry.reconnecting_since = None
+        return current
+    with entry.lock:
+        return _bring_up(entry)
+
+
+def _bring_up(entry: _Entry) -> Any:
     """Return the entry's service connected, or raise; called with ``entry.lock`` held."""
     now = time.monotonic()
     interval = _REGISTRY.reconnect_interval
     current = entry.service
     if current is not None:
         state = current.state
-        if state in _USABLE:  # another thread brought it up while this one waited
+        if state in entry.kind.usable:  # another thread brought it up while this one waited
             entry.reconnecting_since = None
             return current
         if state is State.RECONNECTING:
@@ -354,7 +469,7 @@ def _bring_up(entry: _Entry) -> WebSocketService:
         wait = math.ceil(failed_at + interval - now)
         raise ConnectionError(f"{why} (next attempt in {wait} s)")
     if current is None:
-        current = _make_service(entry.settings)  # no network: keys and config only
+        current = entry.kind.make(entry)  # no network: keys and config only
         entry.service = current
     entry.reconnecting_since = None
     try:
@@ -364,11 +479,42 @@ def _bring_up(entry: _Entry) -> WebSocketService:
     except BinanceWebSocketError as exc:
         entry.failed_at = time.monotonic()
         entry.last_error = _reason(exc)
-        log.warning("shared service %r could not connect: %s", entry.name, entry.last_error)
+        log.warning(
+            "shared %s %r could not connect: %s", entry.kind.label, entry.name, entry.last_error
+        )
         raise
     entry.failed_at = None
     entry.last_error = None
+    entry.generation += 1
+    if entry.kind.after_connect is not None:
+        entry.kind.after_connect(entry, current)
     return current
+
+
+def _make_ws(entry: _Entry) -> WebSocketService:
+    return _make_service(entry.settings)
+
+
+def _make_market(entry: _Entry) -> MarketService:
+    """A market service with the ``config`` and ``testnet`` configured for the entry's name."""
+    settings = _REGISTRY.entry(entry.name).settings
+    merged: dict[str, Any] = dict(EXCEL_CONFIG_DEFAULTS)
+    if settings.testnet:
+        merged.update(stream_url=TESTNET_STREAM_URL, rest_url=TESTNET_REST_URL)
+    merged.update(settings.config or {})
+    live = entry.live
+    return MarketService(live.on_event if live is not None else None, merged)
+
+
+def _market_connected(entry: _Entry, market: MarketService) -> None:
+    """A new connection: envelopes for the live streams' handler; nothing is held yet."""
+    market.set_property("combined", True)
+    if entry.live is not None:
+        entry.live.reset()
+
+
+def _live_timings() -> tuple[float, float]:
+    return _REGISTRY.unsubscribe_after, _REGISTRY.reconnect_interval
 
 
 def _make_service(settings: _Settings) -> WebSocketService:
@@ -409,6 +555,10 @@ def _trim(text: str) -> str:
 
 def _last(entry: _Entry) -> str:
     return f" (last error: {entry.last_error})" if entry.last_error else ""
+
+
+_WS = _Kind("service", _USABLE, _make_ws)
+_MARKET = _Kind("market service", _MARKET_USABLE, _make_market, _market_connected)
 
 
 def _check_name(name: object) -> None:

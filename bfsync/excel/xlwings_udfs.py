@@ -1,6 +1,7 @@
 """
 bfsync's Excel functions for xlwings: ``=BF_PRICE``, ``=BF_BOOK``, ``=BF_DEPTH``,
-``=BF_POSITIONS``, ``=BF_BALANCE``, ``=BF_ORDERS``, ``=BF_STATUS``, and the macro
+``=BF_POSITIONS``, ``=BF_BALANCE``, ``=BF_ORDERS``, ``=BF_STATUS``, the live
+``=BF_LIVE_PRICE`` and ``=BF_LIVE_BOOK``, and the macro
 ``BF_PLACE_ORDER`` (needs ``pip install 'bfsync[excel]'``).
 
 Point xlwings' "UDF Modules" at ``bfsync.excel.xlwings_udfs``, or at a module of your own
@@ -12,9 +13,12 @@ shared service, the cache and the errors-as-values live there, so "Import Python
 The functions are volatile (they run again on every recalculation; the cache makes that
 cheap) and synchronous: with the cache, a call costs microseconds, or one request of at most
 ``request_timeout`` (10 s by default). Tables are returned as 2-D lists, which spill in
-Excel with dynamic arrays. No function placed in a cell can place an order: only the macro
-can, and it reads and writes cells on the thread Excel called it on (UDFs never touch
-cells).
+Excel with dynamic arrays. The live functions read the stream caches and never wait for the
+network (beyond connecting the first time); being volatile, they show a new value at each
+recalculation, which a workbook triggers on a timer (docs/excel.md: xlwings' streaming
+functions need xlwings PRO, RTD needs a COM server: neither is used). No function placed in
+a cell can place an order: only the macro can, and it reads and writes cells on the thread
+Excel called it on (UDFs never touch cells).
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ except ImportError as exc:
         "bfsync.excel.xlwings_udfs needs xlwings: pip install 'bfsync[excel]'"
     ) from exc
 
-from . import _cells, _shared
+from . import _cells, _livecells, _shared
 
 __all__ = [
     "BF_BALANCE",
     "BF_BOOK",
     "BF_DEPTH",
+    "BF_LIVE_BOOK",
+    "BF_LIVE_PRICE",
     "BF_ORDERS",
     "BF_PLACE_ORDER",
     "BF_POSITIONS",
@@ -119,6 +125,28 @@ def BF_ORDERS(symbol: Any = None, name: Any = "default") -> Any:
 def BF_STATUS(name: Any = "default") -> Any:
     """The shared service's state (connected, reconnecting, failed: why, ...)."""
     return _cells._cell(_shared.status, "default" if name is None else name)
+
+
+@_xw("func", category=_CATEGORY, volatile=True)
+@_xw("arg", "symbol", doc="a symbol, e.g. BTCUSDT")
+@_xw("arg", "with_age", doc="TRUE: a row [price, age in seconds]; empty: the price alone")
+@_xw("arg", "max_age", doc="seconds after which the price shows as stale (default 10)")
+@_xw("arg", "name", doc=_NAME_DOC)
+def BF_LIVE_PRICE(
+    symbol: Any, with_age: Any = None, max_age: Any = None, name: Any = "default"
+) -> Any:
+    """The live mark price of a symbol (stream markPrice@1s), or why there is none now."""
+    return _livecells.live_price(symbol, with_age, max_age, name)
+
+
+@_xw("func", category=_CATEGORY, volatile=True)
+@_xw("arg", "symbol", doc="a symbol, e.g. BTCUSDT")
+@_xw("arg", "field", doc="bidPrice, bidQty, askPrice, askQty, age (bid, ask); empty: the table")
+@_xw("arg", "max_age", doc="seconds after which the book shows as stale (default 10)")
+@_xw("arg", "name", doc=_NAME_DOC)
+def BF_LIVE_BOOK(symbol: Any, field: Any = None, max_age: Any = None, name: Any = "default") -> Any:
+    """The live best bid and ask of a symbol (stream bookTicker), with their age."""
+    return _livecells.live_book(symbol, field, max_age, name)
 
 
 def place_order_from_selection(

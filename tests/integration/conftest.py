@@ -26,6 +26,7 @@ CLIENT_THREADS = (
     "bfsync-deliver",
     "bfsync-market",
     "bfsync-book",
+    "bfsync-excel",
 )
 
 

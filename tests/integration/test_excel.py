@@ -28,8 +28,8 @@ SYMBOL = "BTCUSDT"
 
 
 def bfsync_threads() -> list[str]:
-    """Names of bfsync's client threads still alive (I/O, dispatcher, REST pool)."""
-    prefixes = ("bfsync-io", "bfsync-dispatch", "bfsync-rest-")
+    """Names of bfsync's client threads still alive (I/O, dispatcher, REST, streams, Excel)."""
+    prefixes = ("bfsync-io", "bfsync-dispatch", "bfsync-rest-", "bfsync-market", "bfsync-excel")
     return sorted(t.name for t in threading.enumerate() if t.name.startswith(prefixes))
 
 
@@ -38,6 +38,7 @@ def urls(fx: FakeExchange, **more: Any) -> dict[str, Any]:
     return {
         "ws_url": fx.url,
         "rest_url": fx.rest_url,
+        "stream_url": fx.stream_url,
         "connection_timeout": scaled(5),
         "request_timeout": scaled(5),
         **more,
@@ -49,8 +50,11 @@ def reset() -> None:
     bx.close()
     registry = _shared.registry()
     registry.entries.clear()
+    registry.markets.clear()
     registry.cache = _cache.TtlCache()
-    bx.set_options(errors="value", ttl=1.0, reconnect_interval=5.0)
+    bx.set_options(
+        errors="value", ttl=1.0, reconnect_interval=5.0, max_age=10.0, unsubscribe_after=300.0
+    )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -604,7 +608,17 @@ def test_bfsync_excel_imports_without_xlwings() -> None:
 # macro's cell logic runs on a stand-in for a workbook. Only Windows with Excel runs the COM
 # calls themselves.
 
-UDFS = ["BF_BALANCE", "BF_BOOK", "BF_DEPTH", "BF_ORDERS", "BF_POSITIONS", "BF_PRICE", "BF_STATUS"]
+UDFS = [
+    "BF_BALANCE",
+    "BF_BOOK",
+    "BF_DEPTH",
+    "BF_LIVE_BOOK",
+    "BF_LIVE_PRICE",
+    "BF_ORDERS",
+    "BF_POSITIONS",
+    "BF_PRICE",
+    "BF_STATUS",
+]
 
 # xlwings' Windows UDF code (xlwings/udfs.py) imports pythoncom, pywintypes and
 # win32com.client at the top; registration and VBA generation use none of them.
@@ -659,7 +673,7 @@ def test_the_functions_work_with_this_platforms_xlwings(udfs: Any, excel: FakeEx
 
 
 def test_windows_registration_metadata(udfs: Any) -> None:
-    """xlwings' Windows decorators see seven volatile functions in 'bfsync' and one macro."""
+    """xlwings' Windows decorators see nine volatile functions in 'bfsync' and one macro."""
     script = WINDOWS_DECORATORS + textwrap.dedent(
         """
         import bfsync.excel.xlwings_udfs as m
@@ -691,6 +705,9 @@ def test_windows_registration_metadata(udfs: Any) -> None:
     assert found["BF_PLACE_ORDER"]["sub"] is True
     assert [["symbol", "required"], ["limit", 10], ["name", "default"]] == found["BF_DEPTH"]["args"]
     assert [["asset", None], ["field", None], ["name", "default"]] == found["BF_BALANCE"]["args"]
+    assert [["symbol", "required"], ["with_age", None], ["max_age", None], ["name", "default"]] == (
+        found["BF_LIVE_PRICE"]["args"]
+    )
 
 
 def test_windows_vba_wrappers_of_a_users_module(udfs: Any, tmp_path: Path) -> None:
@@ -717,12 +734,14 @@ def test_windows_vba_wrappers_of_a_users_module(udfs: Any, tmp_path: Path) -> No
         "Function BF_BALANCE(Optional asset, Optional field, Optional name)",
         "Function BF_ORDERS(Optional symbol, Optional name)",
         "Function BF_STATUS(Optional name)",
+        "Function BF_LIVE_PRICE(symbol, Optional with_age, Optional max_age, Optional name)",
+        "Function BF_LIVE_BOOK(symbol, Optional field, Optional max_age, Optional name)",
         "Sub BF_PLACE_ORDER()",
         'BF_PRICE = XLPy.CallUDF("mybook", "BF_PRICE", Array(symbol, name), ThisWorkbook, '
         "Application.Caller)",
     ]:
         assert line in vba
-    assert 7 == vba.count("Application.Volatile")
+    assert 9 == vba.count("Application.Volatile")
     assert "place_order(" not in vba  # no cell function can place an order
 
 

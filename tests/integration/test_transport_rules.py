@@ -7,12 +7,15 @@ forked processes and interpreter exit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import time
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -213,3 +216,32 @@ def test_interpreter_exit_is_prompt_with_a_stuck_io_thread(
 
     assert 0 == result.returncode, result.stderr
     assert end - float(result.stdout.strip()) < scaled(1.5)
+
+
+def test_debug_log_shows_the_io_and_never_a_secret(
+    make_service: MakeService,
+    fx: FakeExchange,
+    credentials: dict[str, Credentials],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DEBUG lines name each request and its round trip, connections and states; no secret."""
+    with caplog.at_level(logging.DEBUG, logger="bfsync"):
+        ws = make_service("Ed25519", reconnect_delay=0.05)
+        ws.login()
+        ws.get_account_balance()
+        fx.drop_connections()
+        fx.wait_for(lambda: ws.reconnects == 1 and ws.state == State.LOGGED_IN, timeout=5)
+        ws.get_ticker_price("BTCUSDT")
+        ws.close()
+
+    lines = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    text = "\n".join(message for _, _, message in lines)
+    assert re.search(r"v2/account\.balance id=\d+: status 200 in [\d.]+ ms", text)
+    assert re.search(r"session\.logon id=\d+ sent on link \d+", text)
+    assert ("bfsync.rpc", "INFO", "state: logged_in") in lines
+    assert any(name == "bfsync.io" and "reconnected" in message for name, _, message in lines)
+    api_key, key_path = credentials["Ed25519"]
+    key_text = Path(key_path).read_text()
+    for secret in (api_key, key_text.strip().splitlines()[1]):
+        assert secret not in text
+    assert "signature" not in text

@@ -117,11 +117,6 @@ def test_service_future_fails_with_order_server_error(
     assert isinstance(future.exception(timeout=10), OrderServerError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the transport passes request.client_order_id to protocol.error_for on the "
-    "transport-cut branch; remove this mark when that merges",
-)
 def test_order_server_error_carries_the_client_order_id(
     fx: FakeExchange, make_service: MakeService
 ) -> None:
@@ -135,11 +130,6 @@ def test_order_server_error_carries_the_client_order_id(
     assert placed_client_id(fx) == caught.value.client_order_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the transport calls protocol.revoked_error for the id-null 401 on the "
-    "transport-cut branch; remove this mark when that merges",
-)
 def test_order_in_flight_when_the_key_is_revoked(
     fx: FakeExchange, make_service: MakeService, credentials: dict[str, tuple[str, str]]
 ) -> None:

@@ -114,9 +114,14 @@ def test_set_options_refuses_bad_values(kwargs: dict[str, object], message: str)
 
 def test_set_options_returns_what_is_in_effect() -> None:
     """set_options returns every option, the changed ones included."""
-    assert {"errors": "raise", "ttl": 2.5, "reconnect_interval": 5.0} == bx.set_options(
-        errors="raise", ttl=2.5
-    )
+    expected = {
+        "errors": "raise",
+        "ttl": 2.5,
+        "reconnect_interval": 5.0,
+        "max_age": 3.0,
+        "unsubscribe_after": 300.0,
+    }
+    assert expected == bx.set_options(errors="raise", ttl=2.5, max_age=3)
 
 
 @pytest.mark.parametrize(
