@@ -108,6 +108,8 @@ __all__ = [
     "CommissionRate",
     "LeverageBracket",
     "LeverageBrackets",
+    # Market streams
+    "ArrayStream",
 ]
 
 _T = TypeVar("_T")
@@ -737,3 +739,18 @@ class LeverageBrackets(TypedDict):
     symbol: str
     notionalCoef: NotRequired[float]
     brackets: list[LeverageBracket]
+
+
+# ---------------------------------------------------------------------------------------------
+# Market streams
+
+#: The streams whose payloads are lists of events (``MarketService.latest`` of one of these
+#: names is typed ``Optional[list[dict[str, Any]]]``; of any other, ``Optional[dict[...]]``).
+ArrayStream = Literal[
+    "!markPrice@arr",
+    "!markPrice@arr@1s",
+    "!ticker@arr",
+    "!miniTicker@arr",
+    "!forceOrder@arr",
+    "!assetIndex@arr",
+]

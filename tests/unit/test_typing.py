@@ -97,6 +97,12 @@ def main(api_key: str, secret: str, flag: bool) -> None:
     ws.get_open_algo_orders(algoType="CONDITIONAL", algoId=1)
     ws.change_margin_type("BTCUSDT", "ISOLATED")
     ws.change_position_mode(True, wait_for_response=flag)
+
+    # MarketService: array streams' payloads are lists
+    ms = BinanceClient().market_service()
+    print((ms.latest("!ticker@arr") or [])["e"])  # E: "__getitem__" of "list"
+    print(ms.latest("btcusdt@bookTicker")["b"])  # E: not indexable
+    print((ms.latest("btcusdt@bookTicker") or {}).get("b"), ms.order_book("BTCUSDT").bids(5))
 """
 
 # Every value a user gets from the API; none may be Any or contain it.
@@ -180,6 +186,26 @@ def main(ws: WebSocketService) -> None:
     reveal_type(ws.get_klines("BTCUSDT", "1m")["rateLimits"][0])
 """
 
+# MarketService: payloads are Binance's dicts (dict[str, Any] is expected there), the rest
+# is exact; each line's expected type follows `# T: `, as mypy 2.x prints it.
+MARKET = """
+from __future__ import annotations
+
+from bfsync import BinanceClient
+
+
+def main() -> None:
+    ms = BinanceClient().market_service()
+    reveal_type(ms)  # T: bfsync.market.MarketService
+    reveal_type(ms.events(timeout=1))  # T: typing.Iterator[dict[str, Any]]
+    reveal_type(ms.latest("btcusdt@bookTicker"))  # T: dict[str, Any] | None
+    reveal_type(ms.latest("!markPrice@arr@1s"))  # T: list[dict[str, Any]] | None
+    reveal_type(ms.order_book("BTCUSDT", 100))  # T: bfsync.livebook.OrderBook
+    reveal_type(ms.order_book("X").bids(5))  # T: list[tuple[decimal.Decimal, decimal.Decimal]]
+    reveal_type(ms.subscribe_book_ticker(["BTCUSDT"]))  # T: dict[str, Any]
+    reveal_type(ms.subscriptions)  # T: list[str]
+"""
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 _ERROR_RE = re.compile(r"^[^:]+:(\d+): error: (.*)$")
 _NOTE_RE = re.compile(r"^[^:]+:(\d+): note: Revealed type is \"(.*)\"$")
@@ -189,7 +215,7 @@ _NOTE_RE = re.compile(r"^[^:]+:(\d+): note: Revealed type is \"(.*)\"$")
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """One mypy --strict run over both scripts (a fresh cache); its output per script."""
     directory = tmp_path_factory.mktemp("typing")
-    scripts = {"mistakes": MISTAKES, "revealed": REVEALED}
+    scripts = {"mistakes": MISTAKES, "revealed": REVEALED, "market": MARKET}
     for name, text in scripts.items():
         (directory / f"{name}.py").write_text(textwrap.dedent(text).lstrip())
     result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
@@ -270,3 +296,22 @@ def test_no_any_leaks_from_the_public_api(mypy_output: dict[str, str]) -> None:
 def test_examples_pass_mypy_strict(mypy_output: dict[str, str]) -> None:
     """The runnable examples type-check under --strict, with the API's real types."""
     assert "" == mypy_output["examples"]
+
+
+def _mypy2(text: str) -> str:
+    """A revealed type as mypy 2.x prints it (mypy 1.x: Union[...], Optional, builtins.)."""
+    text = re.sub(r"builtins\.|'", "", text)
+    union = re.fullmatch(r"Union\[(.*), None\]", text)
+    return f"{union.group(1)} | None" if union else text
+
+
+def test_market_service_types(mypy_output: dict[str, str]) -> None:
+    """MarketService's public surface has the documented types (Any only inside payloads)."""
+    source = textwrap.dedent(MARKET).lstrip().splitlines()
+    expected = {n: line.split("# T: ")[1] for n, line in enumerate(source, 1) if "# T: " in line}
+    lines = mypy_output["market"].splitlines()
+    revealed = [_NOTE_RE.match(line) for line in lines]
+    shown = {int(match.group(1)): _mypy2(match.group(2)) for match in revealed if match}
+
+    assert [] == [line for line in lines if ": error:" in line]
+    assert expected == shown
