@@ -208,6 +208,7 @@ class _Slot:
         "channel",
         "current",
         "dead",
+        "deadline",
         "drain_until",
         "draining",
         "force_rotation",
@@ -231,6 +232,7 @@ class _Slot:
         self.force_rotation = False
         self.opened = False  # a link was open once
         self.dead = False
+        self.deadline = 0.0  # the channel's next_deadline(), as asked before select
 
     def links(self) -> list[Link]:
         current = self.current
@@ -403,14 +405,25 @@ class IOThread:
                 ready_now.append(entry)
         for slot, link in ready_now:
             if not slot.dead and link.failure is None:
-                self._read(slot, link, now)
+                try:
+                    self._read(slot, link, now)
+                except Exception as exc:
+                    self._bug(slot, exc)
         for slot in list(self._slots):
             if not slot.dead:
-                self._service(slot, now)
+                try:
+                    self._service(slot, now)
+                except Exception as exc:
+                    self._bug(slot, exc)
+
+    def _bug(self, slot: _Slot, exc: Exception) -> None:
+        """An exception escaped a channel method: a bug, never a lost link. Fail the channel."""
+        log.error("%s: a bug; the channel is closed", slot.channel.name, exc_info=exc)
+        self._finish(slot, exc)
 
     def _slot_deadline(self, slot: _Slot) -> float:
         """The earliest time at which ``slot`` needs the loop, other than its links' liveness."""
-        until = self._ask(slot, math.inf, slot.channel.next_deadline)
+        until = slot.deadline = self._ask(slot, math.inf, slot.channel.next_deadline)
         if slot.current is None:
             if slot.handshake is None and slot.retry_at is not None:
                 until = min(until, slot.retry_at)
@@ -439,7 +452,7 @@ class IOThread:
             if slot.dead:
                 return
             if opcode == OP_TEXT:
-                self._ask(slot, None, channel.on_text, link, payload, now)
+                channel.on_text(link, payload, now)
             elif opcode == OP_PING:
                 link.answer_ping(payload)
             elif opcode == OP_CLOSE:
@@ -455,12 +468,17 @@ class IOThread:
             # A pong only shows the link is alive: counted by Link.read.
 
     def _service(self, slot: _Slot, now: float) -> None:
-        """Timers, liveness, rotation, retirement, reconnection and sending for one slot."""
+        """
+        Timers, liveness, rotation, retirement, reconnection and sending for one slot. The
+        channel's deadline is the one asked before ``select``: one asked again now could only
+        be later, except after a wake-up, and then the next turn does not wait.
+        """
         channel = slot.channel
         policy = slot.policy
-        if self._ask(slot, math.inf, channel.next_deadline) <= now:
-            self._ask(slot, None, channel.on_tick, now)
-        for link in slot.links():
+        if slot.deadline <= now:
+            channel.on_tick(now)
+        links = slot.links()
+        for link in links:
             if slot.dead:
                 return
             if link.failure is not None:
@@ -489,7 +507,7 @@ class IOThread:
         if slot.dead:
             return
         for old in list(slot.draining):
-            if self._ask(slot, True, channel.can_retire, old, now):
+            if channel.can_retire(old, now):
                 self._retire(slot, old, None, now)
             elif now >= slot.drain_until.get(old.number, 0.0):
                 self._retire(
@@ -522,7 +540,7 @@ class IOThread:
             if slot.dead:
                 return
             if not link.retiring and link.buffered < self.high_water:
-                texts: Outgoing = self._ask(slot, (), channel.outgoing, link, now)
+                texts = channel.outgoing(link, now)
                 if texts:
                     link.queue_texts(texts)
             if link.buffered:

@@ -21,13 +21,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Callable, Optional, Union
 
 from ._policy import LinkPolicy, Liveness
 from ._wsframes import OP_CLOSE, OP_PING, OP_PONG, FrameReader, ProtocolError
 
-__all__ = ["Handshake", "Link", "LinkLost", "link_errors", "load_websocket_client"]
+__all__ = ["Handshake", "Link", "LinkLost", "link_errors", "load_websocket_client", "lost"]
 
 # websocket-client (and ssl), imported with the first link: ``import bfsync`` stays cheap.
 websocket: Any = None
@@ -70,15 +70,20 @@ def load_websocket_client() -> None:
         websocket = module
 
 
-@contextlib.contextmanager
-def link_errors(what: str) -> Iterator[None]:
-    """The one boundary: socket, TLS, websocket-client and protocol errors become ``LinkLost``."""
-    try:
-        yield
-    except LinkLost:
-        raise
-    except _LINK_ERRORS as exc:
-        raise LinkLost(f"{what}: {_describe(exc)}") from exc
+def link_errors() -> tuple[type[BaseException], ...]:
+    """
+    The one boundary: the exceptions that mean "this connection is gone" (socket, TLS,
+    websocket-client and RFC 6455 errors). Each is caught where a link does I/O and raised
+    again as ``LinkLost`` (:func:`lost`); nothing else is, so a bug is never a lost link.
+    """
+    return _LINK_ERRORS
+
+
+def lost(what: str, exc: BaseException) -> LinkLost:
+    """The ``LinkLost`` for ``exc`` (one of :func:`link_errors`), chained from it."""
+    error = LinkLost(f"{what}: {_describe(exc)}")
+    error.__cause__ = exc
+    return error
 
 
 def _describe(exc: BaseException) -> str:
@@ -202,18 +207,19 @@ class Link:
             self._stalled_since = None
             return
         sent = 0
-        with link_errors("sending failed"):
-            view = memoryview(out)
-            try:
-                while sent < len(out):
-                    n = self.sock.send(view[sent:])
-                    if not n:
-                        break
-                    sent += n
-            except _WOULD_BLOCK:
-                pass
-            finally:
-                view.release()
+        view = memoryview(out)
+        try:
+            while sent < len(out):
+                n = self.sock.send(view[sent:])
+                if not n:
+                    break
+                sent += n
+        except _WOULD_BLOCK:
+            pass
+        except _LINK_ERRORS as exc:
+            raise lost("sending failed", exc) from exc
+        finally:
+            view.release()
         if sent:
             del out[:sent]
         self._stalled_since = None if (sent or not out) else (self._stalled_since or now)
@@ -242,26 +248,29 @@ class Link:
         reader = self.reader
         got = False
         try:
-            with link_errors("reading failed"):
-                for _ in range(_MAX_READS):  # then the other links get their turn
-                    try:
-                        data = sock.recv(_READ_CHUNK)
-                    except _WOULD_BLOCK:
-                        break
-                    if not data:
-                        raise LinkLost("the server closed the TCP connection")
-                    got = True
-                    reader.feed(data)
-                    if len(data) < _READ_CHUNK and not self.tls_pending():
-                        break
-                events = reader.events() if got else []
-        except LinkLost as lost:
-            cause = lost.__cause__
-            if isinstance(cause, ProtocolError):
-                lost.events = cause.events
+            for _ in range(_MAX_READS):  # then the other links get their turn
+                try:
+                    data = sock.recv(_READ_CHUNK)
+                except _WOULD_BLOCK:
+                    break
+                if not data:
+                    raise LinkLost("the server closed the TCP connection")
+                got = True
+                reader.feed(data)
+                if len(data) < _READ_CHUNK and not self.tls_pending():
+                    break
+            events = reader.events() if got else []
+        except LinkLost:
             if got:
                 self.liveness.received(now)
             raise
+        except _LINK_ERRORS as exc:
+            error = lost("reading failed", exc)
+            if isinstance(exc, ProtocolError):
+                error.events = exc.events  # the valid frames before the violation
+            if got:
+                self.liveness.received(now)
+            raise error from exc
         if got:
             self.liveness.received(now)
         return events
@@ -330,9 +339,11 @@ class Handshake:
     def _run(self) -> None:
         ws = self._ws
         try:
-            with link_errors("handshake failed"):
+            try:
                 ws.connect(self._url, timeout=self._policy.connection_timeout)
                 link = Link(ws, self._policy, time.monotonic())
+            except _LINK_ERRORS as exc:
+                raise lost("handshake failed", exc) from exc
         except BaseException as exc:  # LinkLost, or a bug: the I/O thread decides
             _shutdown(ws)
             self.error = exc

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         TickerPrice,
         TrailingStopMarketOrderParams,
     )
+    from .userstream import UserDataStream
 
 __all__ = ["Reply", "WebSocketService"]
 
@@ -1103,6 +1104,27 @@ class WebSocketService(RestCalls):
         """
         return self._call("userDataStream.stop", {}, wait_for_response)
 
+    def user_stream(
+        self,
+        message_handler: Optional[Callable[[dict[str, Any]], object]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> UserDataStream:
+        """
+        A started user data stream of this service's API key (``bfsync.userstream``): its
+        listenKey is managed over this connection, its private connection is served by this
+        service's I/O thread, and it ends when the service is closed. ``config`` is merged
+        over this service's settings (``reconcile=True`` is available here).
+
+        Raises:
+            ListenKeyError, RequestTimeoutError, ConnectionError: as ``UserDataStream.start``.
+            ValueError: a bad ``config`` or ``message_handler``.
+        """
+        from .userstream import UserDataStream
+
+        stream = UserDataStream(None, message_handler, config, service=self)
+        stream.start()
+        return stream
+
     # Exchange filters
 
     def load_exchange_info(self) -> ExchangeFilters:
@@ -1243,9 +1265,9 @@ def _stop(transport: Transport, dispatcher: Dispatcher) -> None:
     """
     Stop a dropped service's threads (its weakref finalizer; must not refer to it).
 
-    At interpreter exit (the main thread has finished) it waits at most about half a second
-    in all: a healthy I/O thread stops in milliseconds, a stuck one must not delay the exit
-    (its daemon threads end with the process).
+    At interpreter exit (the main thread has finished) it waits well under a second in all
+    (``_EXIT_WAIT`` per step): a healthy I/O thread stops in milliseconds, a stuck one must
+    not delay the exit (its daemon threads end with the process).
     """
     exiting = not threading.main_thread().is_alive()
     transport.close(_EXIT_WAIT if exiting else 2.0)
