@@ -29,6 +29,7 @@ from .exceptions import (
     OrderValidationError,
     RequestError,
 )
+from ._numbers import integer_of
 from .orders import format_params
 from .rest import CALLS, rest_base_url
 
@@ -95,12 +96,14 @@ def _text(value: Any, name: str) -> Any:
 
 def _int_in(low: int, high: Optional[int]) -> Callable[[Any, str], Any]:
     def check(value: Any, name: str) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise OrderValidationError(f"{name} must be an int, got {value!r}")
-        if value < low or (high is not None and value > high):
+        # Whole numbers of any type (numpy ints, Excel's whole floats), as on ws-fapi.
+        number = integer_of(value)
+        if number is None:
+            raise OrderValidationError(f"{name} must be a whole number, got {value!r}")
+        if number < low or (high is not None and number > high):
             bound = f"from {low} to {high}" if high is not None else f">= {low}"
-            raise OrderValidationError(f"{name} must be {bound}, got {value}")
-        return value
+            raise OrderValidationError(f"{name} must be {bound}, got {number}")
+        return number
 
     return check
 
