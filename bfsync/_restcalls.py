@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union, cast, overload
 
+from ._numbers import integer_of
 from .exceptions import (
     ConnectionError,
     OrderNotFoundError,
@@ -29,7 +30,6 @@ from .exceptions import (
     OrderValidationError,
     RequestError,
 )
-from ._numbers import integer_of
 from .orders import format_params
 from .rest import CALLS, rest_base_url
 
