@@ -74,6 +74,9 @@ log = logging.getLogger("bfsync.market")
 GAP = "bfsync.gap"
 STALE = "bfsync.stale"
 _numbers = itertools.count(1)
+# Events handed to the lane at most per batch: one read of a busy socket can bring tens of
+# thousands, and a batch larger than queue_size would drop most of itself on arrival.
+_FLUSH_AT = 256
 Handler = Callable[[dict[str, Any]], object]
 
 
@@ -158,6 +161,8 @@ class _ShardChannel(ChannelBase):
                     log.exception("%s: the order book of %s failed on a diff", self.name, stream)
         if stream not in service._book_only:
             self.batch.extend(admitted)
+            if len(self.batch) >= _FLUSH_AT:
+                self.flush()
         if recovered:
             service._check_stale(now)
 
