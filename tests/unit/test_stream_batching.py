@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
+import time
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
 from bfsync._delivery import DeliveryLane
 from bfsync._streams import Shard
 from bfsync.market import _FLUSH_AT, MarketService, _ShardChannel
+from tests.timing import scaled
 
 STREAM = "btcusdt@bookTicker"
 
@@ -34,3 +39,31 @@ def test_a_long_read_reaches_the_lane_every_flush_at_events() -> None:
     channel.flush()  # what the I/O thread does at the end of the read
     assert list(range(1, count + 1)) == [e["u"] for e in lane.events(timeout=0)]
     assert 0 == lane.dropped
+
+
+class Event(dict):  # type: ignore[type-arg]
+    """A payload that can be weakly referenced."""
+
+
+def test_the_delivery_thread_keeps_no_handled_batch_alive() -> None:
+    """Once a batch is handled, the waiting delivery thread holds none of its events."""
+    handled = threading.Event()
+
+    def handler(event: Any) -> None:
+        if event["n"] == 2:
+            handled.set()
+
+    lane = DeliveryLane(handler, shape="payloads")
+    try:
+        events = [Event(e="x", n=n) for n in range(3)]
+        first = weakref.ref(events[0])
+        lane.put(events)
+        del events
+        assert handled.wait(scaled(5))
+        end = time.monotonic() + scaled(2)
+        while first() is not None and time.monotonic() < end:
+            gc.collect()
+            time.sleep(0.01)
+        assert None is first()
+    finally:
+        lane.close()
