@@ -40,6 +40,7 @@ Theory of operation
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import json
 import logging
@@ -74,6 +75,25 @@ log = logging.getLogger("bfsync.market")
 GAP = "bfsync.gap"
 STALE = "bfsync.stale"
 _numbers = itertools.count(1)
+
+
+def _stream_decoder() -> Callable[[bytes], Any]:
+    """
+    ``orjson.loads`` when the optional ``orjson`` is installed, else ``json.loads``.
+
+    orjson decodes a stream's events with about a third less CPU time, so the I/O thread
+    keeps up with faster streams. Both give the same dicts for Binance's JSON and both raise
+    ``ValueError`` on a bad message.
+    """
+    try:
+        module = importlib.import_module("orjson")
+    except ImportError:
+        return json.loads
+    loads: Callable[[bytes], Any] = module.loads
+    return loads
+
+
+_loads = _stream_decoder()
 # Events handed to the lane at most per batch: one read of a busy socket can bring tens of
 # thousands, and a batch larger than queue_size would drop most of itself on arrival.
 _FLUSH_AT = 256
@@ -119,7 +139,7 @@ class _ShardChannel(ChannelBase):
 
     def on_text(self, link: LinkView, data: bytes, now: float) -> None:
         try:
-            message = json.loads(data)
+            message = _loads(data)
         except ValueError:
             log.warning("%s: ignored a message that is not JSON: %.200r", self.name, data)
             return
