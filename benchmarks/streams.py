@@ -25,6 +25,7 @@ import platform
 import queue
 import random
 import select
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,15 +51,16 @@ class ClientSpec:
 CLIENTS = [
     ClientSpec("raw", "raw websocket-client + json.loads (ceiling)"),
     ClientSpec("raw_queue", "raw + queue.Queue hand-off per event"),
-    ClientSpec("bfsync", "bfsync MarketService, message_handler"),
-    ClientSpec("bfsync_events", "bfsync MarketService, events() pull"),
+    ClientSpec("bfsync", "bfsync MarketService, message_handler (json)"),
+    ClientSpec("bfsync_events", "bfsync MarketService, events() pull (json)"),
     ClientSpec("bfa", "binance-futures-async market_service", ("binance_futures_async", "aiohttp")),
     ClientSpec("python_binance", "python-binance ThreadedWebsocketManager", ("binance",)),
     ClientSpec("unicorn", "unicorn-binance-websocket-api", ("unicorn_binance_websocket_api",)),
 ]
-# Extra rows (not targets): bfsync decoding with orjson, and the raw loop with orjson.
+# Extra rows (not targets): bfsync decoding with orjson (which it uses by itself when orjson
+# is installed; the rows above force the standard json), and the raw loop with orjson.
 EXTRA = [
-    ClientSpec("bfsync_orjson", "bfsync handler, orjson.loads patched in", ("orjson",)),
+    ClientSpec("bfsync_orjson", "bfsync MarketService, message_handler (orjson)", ("orjson",)),
     ClientSpec("raw_orjson", "raw websocket-client + orjson.loads", ("orjson",)),
 ]
 MODES = ("sat", "1k", "10k")
@@ -156,11 +158,23 @@ class RawClient(Client):
             raise RuntimeError(f"raw client: unexpected ack {reply!r}")
 
     def run(self, limit: float) -> None:
+        # A blocking socket, as a plain loop has (a socket timeout adds a poll() before every
+        # recv); a timer shuts the socket down if the block never completes.
         recv, loads, sink, done = self.ws.recv, self.loads, self.sink, self.sink.done
-        self.ws.settimeout(limit)
-        with contextlib.suppress(Exception):
-            while not done.is_set():
-                sink(loads(recv())["data"])
+        self.ws.settimeout(None)
+        watchdog = threading.Timer(limit, self._abort)
+        watchdog.start()
+        try:
+            with contextlib.suppress(Exception):
+                while not done.is_set():
+                    sink(loads(recv())["data"])
+        finally:
+            watchdog.cancel()
+
+    def _abort(self) -> None:
+        if not self.sink.done.is_set():
+            with contextlib.suppress(Exception):
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -209,14 +223,31 @@ class RawQueueClient(RawClient):
         super().close()
 
 
+def set_bfsync_decoder(loads: Callable[[Any], Any]) -> None:
+    """Make bfsync decode stream events with ``loads`` (in this worker process only)."""
+    import types
+
+    import bfsync.market
+
+    if hasattr(bfsync.market, "_loads"):  # bfsync picks orjson by itself when installed
+        bfsync.market._loads = loads
+    else:
+        bfsync.market.json = types.SimpleNamespace(  # type: ignore[assignment]
+            loads=loads, dumps=json.dumps
+        )
+
+
 class BfsyncClient(Client):
     """bfsync MarketService with a message_handler (on bfsync's delivery thread)."""
 
     handler_mode = True
+    decoder: Callable[[Any], Any] = staticmethod(json.loads)
 
     def __init__(self, url: str, stream: str, sink: Sink) -> None:
         super().__init__(url, stream, sink)
         from bfsync import BinanceClient
+
+        set_bfsync_decoder(self.decoder)
 
         handler = sink if self.handler_mode else None
         self.ms = BinanceClient().market_service(handler, {"stream_url": url})
@@ -244,18 +275,12 @@ class BfsyncEventsClient(BfsyncClient):
 
 
 class BfsyncOrjsonClient(BfsyncClient):
-    """bfsync with its stream decoder replaced by orjson.loads (benchmark-only patch)."""
+    """bfsync decoding with orjson.loads (what it does by itself when orjson is installed)."""
 
     def __init__(self, url: str, stream: str, sink: Sink) -> None:
-        import types
-
         import orjson
 
-        import bfsync.market
-
-        bfsync.market.json = types.SimpleNamespace(  # type: ignore[assignment]
-            loads=orjson.loads, dumps=json.dumps
-        )
+        self.decoder = orjson.loads
         super().__init__(url, stream, sink)
 
 
@@ -322,9 +347,10 @@ class PythonBinanceClient(Client):
         AsyncClient.ping = ping  # type: ignore[method-assign]
         AsyncClient.get_server_time = server_time  # type: ignore[method-assign]
         BinanceSocketManager.FSTREAM_URL = f"{url}/"
-        # max_queue_size: its default (100) fails a socket with "queue overflow" at once
-        # when the callback falls behind; 10,000 is bfsync's default queue_size.
-        self.twm = ThreadedWebsocketManager(max_queue_size=10_000)
+        # max_queue_size: when its callback falls that far behind, the socket fails with
+        # "queue overflow" and its listener then spins on error messages. At saturation it
+        # falls behind by the whole block, so the bound is set above any block here.
+        self.twm = ThreadedWebsocketManager(max_queue_size=10_000_000)
         self.twm.start()
 
         def callback(message: Any) -> None:
@@ -665,7 +691,15 @@ def run_memory(server: Server, settings: Settings) -> dict[str, Any]:
         warm = w.block(server, settings.mem_warmup, 0.0, False)
         before = w.ask({"cmd": "mem"}, 60)
         t0 = time.monotonic()
-        main = w.block(server, settings.mem_events, 0.0, False)
+        steps = 4  # RSS after each quarter: a leak grows at every step, a peak does not
+        delivered, dropped, complete, points = 0, 0, True, []
+        for i in range(steps):
+            part = settings.mem_events // steps + (settings.mem_events % steps if i == 0 else 0)
+            block = w.block(server, part, 0.0, False)
+            delivered += block["events"]
+            dropped += block.get("dropped", 0)
+            complete = complete and block["complete"]
+            points.append(w.ask({"cmd": "mem"}, 60)["rss_kib"])
         seconds = time.monotonic() - t0
         after = w.ask({"cmd": "mem"}, 60)
         traced: dict[str, Any] = {}
@@ -679,12 +713,13 @@ def run_memory(server: Server, settings: Settings) -> dict[str, Any]:
         return {
             "events": settings.mem_events,
             "warmup_events": warm["events"],
-            "delivered": main["events"],
-            "complete": main["complete"],
-            "dropped": main.get("dropped"),
+            "delivered": delivered,
+            "complete": complete,
+            "dropped": dropped,
             "seconds": seconds,
             "before": before,
             "after": after,
+            "rss_kib_each_quarter": points,
             "rss_growth_kib": after["rss_kib"] - before["rss_kib"],
             "tracemalloc": traced or None,
             "threads_left_after_close": closed.get("threads_left"),
@@ -749,7 +784,7 @@ def targets(s: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(f"bfsync handler >= 0.8x raw ceiling: {bf / raw:.2f}x -> {verdict}")
     uni = get("unicorn", "events_per_s")
     if uni and bf:
-        spread = s["unicorn"].get("noise", 0.0)
+        spread = max(s["unicorn"].get("noise", 0.0), s["bfsync"].get("noise", 0.0))
         ok = bf >= uni * (1 - max(spread, 0.05))
         lines.append(
             f"bfsync >= UNICORN events/s within noise (+-{max(spread, 0.05):.0%}): "
@@ -835,7 +870,9 @@ def report(results: dict[str, Any]) -> str:
                 f"{mem['seconds']:.1f} s, delivered {mem['delivered']:,}, "
                 f"dropped {mem['dropped']}): "
                 f"RSS {b['rss_kib'] / 1024:.1f} -> {a['rss_kib'] / 1024:.1f} MiB "
-                f"({mem['rss_growth_kib']:+d} KiB)"
+                f"({mem['rss_growth_kib']:+d} KiB); after each quarter: "
+                + ", ".join(f"{kib / 1024:.1f}" for kib in mem["rss_kib_each_quarter"])
+                + " MiB"
             )
             out.append(line)
             tm = mem["tracemalloc"]
