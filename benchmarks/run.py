@@ -36,7 +36,8 @@ from typing import Any, Callable, Optional
 HERE = Path(__file__).resolve().parent
 SYMBOL = "BTCUSDT"
 API_KEY = "benchmark-api-key"
-HMAC_SECRET = "benchmark-hmac-secret"  # noqa: S105 - a dummy secret for a local server
+# A dummy secret for a local server, in the form of Binance's (64 letters and digits).
+HMAC_SECRET = "BenchmarkHmacSecret000000000000000000000000000000000000000000000"  # noqa: S105
 WS_PATH = "/ws-fapi/v1"
 
 perf_ns = time.perf_counter_ns

@@ -9,7 +9,9 @@ A FakeExchange runs in this process. Two services connect to it: one signing wit
 with Ed25519 and logged on. ``--threads`` threads make a random mix of calls on both (blocking
 and futures; reads, and small orders that fill at once) while a fault thread injects a random
 fault every few seconds: a drop with or without a close frame, a 1 s stall, two refused
-handshakes (with a drop), duplicated replies, a garbage frame, delayed replies.
+handshakes (with a drop), duplicated replies, a garbage frame, delayed replies, orders placed
+but answered 5xx or -1006/-1007 (which must raise ``OrderServerError``, never a plain
+``RequestError``).
 
 At the end the faults are cleared, every future must have settled, one call on each service
 must succeed, and once everything is closed no thread or file descriptor may be left over.
@@ -35,7 +37,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
-from bfsync import BinanceWebSocketError, State, WebSocketService
+from bfsync import (
+    BinanceWebSocketError,
+    OrderServerError,
+    RequestError,
+    State,
+    WebSocketService,
+)
 from bfsync.testing import FakeExchange
 
 SYMBOL = "BTCUSDT"
@@ -133,6 +141,7 @@ class Stats:
         self.successes = 0
         self.errors: collections.Counter[str] = collections.Counter()
         self.unexpected: collections.Counter[str] = collections.Counter()
+        self.misreported = 0  # an order answered 5xx / -1006 / -1007 as a plain RequestError
         self.faults: collections.Counter[str] = collections.Counter()
         self.futures_created = 0
         self.futures_settled = 0
@@ -148,6 +157,10 @@ class Stats:
             self.errors[name] += 1
             if not isinstance(exc, BinanceWebSocketError):
                 self.unexpected[name] += 1
+            if isinstance(exc, RequestError) and not isinstance(exc, OrderServerError):
+                status = exc.status if isinstance(exc.status, int) else 0
+                if status >= 500 or exc.code in (-1006, -1007):  # only orders get these
+                    self.misreported += 1
 
     def callback(self, _: Future[Any]) -> None:
         with self.lock:
@@ -231,9 +244,22 @@ def fault_thread(fx: FakeExchange, stats: Stats, stop: threading.Event, seed: in
     def garbage() -> None:
         fx.send_garbage(rng.choice(["invalid_json", "binary", "unknown_id", "oversized"]))
 
+    def server_failure() -> None:
+        status, code = rng.choice([(503, None), (500, -1006), (400, -1007), (502, None)])
+        fx.fail_after_processing("order.place", status=status, code=code, times=rng.randint(3, 20))
+
     def delay() -> None:
         method = rng.choice(["depth", "ticker.price", "v2/account.balance", "order.place"])
         fx.delay(method, rng.uniform(0.2, 1.0), times=rng.randint(5, 30))
+
+    def hang() -> None:
+        fx.hang_handshakes(2)
+        fx.drop_connections(close_frame=rng.random() < 0.5)
+        stop.wait(rng.uniform(0.5, 2.0))  # reconnections hang meanwhile; deadlines hold
+        fx.accept_handshakes()
+
+    def stalled_reader() -> None:
+        fx.stall(rng.uniform(1.0, 3.0))  # callers keep sending: buffers fill, deadlines hold
 
     faults: list[tuple[str, Callable[[], None]]] = [
         ("drop (close frame)", drop_close),
@@ -243,6 +269,9 @@ def fault_thread(fx: FakeExchange, stats: Stats, stop: threading.Event, seed: in
         ("duplicate replies", duplicate),
         ("garbage frame", garbage),
         ("delayed replies", delay),
+        ("orders placed, answered 5xx", server_failure),
+        ("hang 2 handshakes", hang),
+        ("stalled reader 1-3 s", stalled_reader),
     ]
     while not stop.wait(rng.uniform(2.0, 4.0)):
         fx.clear_requests()  # the fake records every request: keep its memory flat
@@ -373,6 +402,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             )
         if stats.unexpected:
             failures.append(f"unexpected exception classes: {dict(stats.unexpected)}")
+        if stats.misreported:
+            failures.append(f"{stats.misreported} unknown outcomes raised as plain RequestError")
 
         # The services must still work.
         for name, ws in (("HMAC", hmac_ws), ("Ed25519", ed_ws)):

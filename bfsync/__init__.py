@@ -12,14 +12,18 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ._registry import close_all
 from .exceptions import (
     AuthenticationError,
     BinanceWebSocketError,
     ConnectionError,
     ConnectionLostError,
     LoginRejectedError,
+    OrderAuthenticationLostError,
     OrderBookOutOfSyncError,
     OrderConnectionLostError,
+    OrderNotFoundError,
+    OrderServerError,
     OrderStatusUnknownError,
     OrderTimeoutError,
     OrderValidationError,
@@ -43,8 +47,11 @@ __all__ = [
     "ConnectionError",
     "ConnectionLostError",
     "LoginRejectedError",
+    "OrderAuthenticationLostError",
     "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
+    "OrderNotFoundError",
+    "OrderServerError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
     "OrderValidationError",
@@ -54,6 +61,7 @@ __all__ = [
     "State",
     "UserStreamError",
     "WebSocketService",
+    "close_all",
 ]
 
 # The client classes load their modules (attrs, websocket-client, cryptography) on first use,

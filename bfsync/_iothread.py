@@ -317,7 +317,8 @@ class IOThread:
         """
         Remove every channel (``on_closed(None)``) and stop the thread. Idempotent, from any
         thread (from the I/O thread itself it does not wait). Waits at most about ``timeout``
-        seconds, then shuts the sockets down under the thread and waits one more second.
+        seconds, then shuts the sockets down under the thread and waits at most
+        ``min(timeout, 1)`` more seconds. ``timeout=0``: ask the thread to stop, wait for nothing.
         """
         with self._lock:
             self._closing = True
@@ -326,13 +327,13 @@ class IOThread:
         if thread is None:
             self._release()
             return
-        if thread is threading.current_thread():
+        if thread is threading.current_thread() or timeout <= 0:
             return
         thread.join(timeout)
         if thread.is_alive():
             log.warning("%s did not stop within %.1f s; aborting its sockets", self._name, timeout)
             self._abort_all()
-            thread.join(1.0)
+            thread.join(min(timeout, 1.0))
 
     def in_io_thread(self) -> bool:
         """Whether the calling thread is this I/O thread."""
@@ -555,9 +556,10 @@ class IOThread:
         self._force_wake()
 
     def _collect(self, now: float) -> None:
+        # Helpers whose threads ended are forgotten; the others are joined on shutdown.
+        self._helpers = {h for h in self._helpers if h.running}
         while self._finished:
             handshake = self._finished.popleft()
-            self._helpers.discard(handshake)
             slot = next((s for s in self._slots if s.handshake is handshake), None)
             link = handshake.link
             if slot is None or slot.dead:
@@ -725,12 +727,12 @@ class IOThread:
 
     def _drain_wake(self) -> None:
         # One read: callers write a byte only when no wake-up is armed, so bytes are few.
+        # Read first, disarm after: a caller that found the flag still armed in between has
+        # queued its work before we look at the queues (after this), so nothing is missed;
+        # disarming first would let that caller's byte be swallowed here and the next caller
+        # (seeing the flag armed) sleep until a timeout.
         with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
             self._wake_r.recv(4096)
-        # Disarm only after the read: disarming first let a caller's byte, sent in between,
-        # be swallowed by this read while the flag stayed armed, and every later wake() was
-        # skipped (a lost wake-up). Callers queue before calling wake(), and every channel is
-        # served after this, so nothing queued before the disarm goes unseen.
         self._wake_armed = False
 
     def _force_wake(self) -> None:

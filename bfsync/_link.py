@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 import socket
 import threading
@@ -30,8 +29,6 @@ from ._wsframes import OP_CLOSE, OP_PING, OP_PONG, FrameReader, ProtocolError
 
 __all__ = ["Handshake", "Link", "LinkLost", "link_errors", "load_websocket_client"]
 
-log = logging.getLogger("bfsync.link")
-
 # websocket-client (and ssl), imported with the first link: ``import bfsync`` stays cheap.
 websocket: Any = None
 ABNF: Any = None
@@ -41,6 +38,7 @@ _WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError,)
 _LINK_ERRORS: tuple[type[BaseException], ...] = (OSError, ProtocolError)
 
 _READ_CHUNK = 1 << 16
+_MAX_READS = 16  # recv calls per link and loop turn: 1 MiB, then the loop serves the others
 _MAX_MESSAGE = 64 << 20  # a message larger than this ends the link (close code 1009)
 _link_numbers = itertools.count(1)
 _connect_numbers = itertools.count(1)
@@ -245,7 +243,7 @@ class Link:
         got = False
         try:
             with link_errors("reading failed"):
-                while True:
+                for _ in range(_MAX_READS):  # then the other links get their turn
                     try:
                         data = sock.recv(_READ_CHUNK)
                     except _WOULD_BLOCK:
@@ -356,6 +354,11 @@ class Handshake:
             link = self.link
         if link is None:
             _shutdown(self._ws)
+
+    @property
+    def running(self) -> bool:
+        """Whether the helper thread still runs (it may, briefly, after ``on_done``)."""
+        return self._thread.is_alive()
 
     def join(self, timeout: float) -> bool:
         """Wait for the helper thread; True if it ended."""

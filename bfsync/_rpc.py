@@ -13,8 +13,13 @@ Everything else happens on the I/O thread, through the channel methods:
   caller cancelled (or that a caller thread already timed out) is dropped; each gets a fresh
   id and goes into ``pending`` *before* it is sent; it is stamped (``timestamp``,
   ``recvWindow``) and signed unless the link has an Ed25519 session. The rate limiter's hold
-  (``not_before``) stops the queue there, keeping order.
+  (``not_before``) stops the queue there, keeping order. While a re-logon is in flight after a
+  reconnection or a rotation, signed requests wait behind it (their deadlines still hold),
+  so that nothing signed goes out before the session is known to be logged on or not;
+  other requests pass.
 - ``on_text`` matches replies to ``pending`` by id (any order) and settles the futures.
+  A reply that names a pending id but is not valid UTF-8 or not JSON fails that request at
+  once (an order's with "outcome unknown").
 - ``on_link_lost`` fails what was in flight on that link (orders: outcome unknown), and puts
   reads back in front once with ``retry_reads``; queued requests wait for the next link.
 - ``can_retire(old)``: a rotated link is closed when no request sent on it is pending.
@@ -32,6 +37,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -42,14 +48,22 @@ from ._iothread import ChannelBase, LinkView, Outgoing
 from .clock import ServerClock
 from .config import Config
 from .exceptions import (
-    AuthenticationError,
     ConnectionLostError,
     OrderConnectionLostError,
+    OrderStatusUnknownError,
     OrderTimeoutError,
     RequestError,
     RequestTimeoutError,
 )
-from .protocol import METHODS, NONE, SIGNED, decode_frame, encode_request, error_for
+from .protocol import (
+    METHODS,
+    NONE,
+    SIGNED,
+    decode_frame,
+    encode_request,
+    error_for,
+    revoked_error,
+)
 from .signing import Signer, canonical_payload
 from .transport import Request, State
 
@@ -62,6 +76,8 @@ TAKE_LOCK = threading.Lock()
 
 _MAX_FRAME = 4 << 20  # replies larger than this are logged and dropped, the link is kept
 _DEFAULT_BAN = 120.0  # a 418 that does not say until when: Binance's shortest ban
+# A reply's id, found without decoding it: only as the first key, as Binance sends it.
+_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
 
 
 def settle_result(future: Future[Any], value: Any) -> bool:
@@ -246,12 +262,17 @@ class RpcSession(ChannelBase):
         if link is not self.current or not queue:
             return ()
         texts: list[str] = []
+        held: list[Request] = []
         pending = self._pending
+        logon = self._logon
         while queue:
             request = queue[0]
             if request.not_before and request.not_before > now:
                 break  # the rate limiter holds it (and, to keep order, those behind it)
             queue.popleft()
+            if logon is not None and request.security == SIGNED and request is not logon:
+                held.append(request)  # after the re-logon's reply
+                continue
             if not self._take(request):
                 continue  # cancelled, or timed out by a caller thread, before it was sent
             request_id = request.id
@@ -270,6 +291,8 @@ class RpcSession(ChannelBase):
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s id=%d sent on link %d", request.method, request_id, number)
             texts.append(text)
+        if held:
+            queue.extendleft(reversed(held))
         return texts
 
     def next_deadline(self) -> float:
@@ -436,7 +459,24 @@ class RpcSession(ChannelBase):
         return params
 
     def _unreadable(self, data: bytes, exc: ValueError) -> None:
-        log.warning("ignored a frame that is not a JSON object: %.200r", data)
+        """A frame that is not JSON: fail its request at once if it names a pending id."""
+        match = _ID.match(data)
+        request = self._pending.get(int(match.group(1))) if match else None
+        if request is None:
+            log.warning("ignored a frame that is not a JSON object: %.200r", data)
+            return
+        self._unpend(request)
+        what = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid JSON"
+        log.warning("the reply to %s id=%d is %s", request.method, request.id, what)
+        if METHODS[request.method].is_order:
+            error: RequestError = OrderStatusUnknownError(
+                f"{request.method}: the reply is {what}; the order may or may not have been "
+                f"placed (client order id {request.client_order_id!r})",
+                client_order_id=request.client_order_id,
+            )
+        else:
+            error = RequestError(f"{request.method}: the reply is {what}")
+        settle_error(request.future, error)
 
     def _settle(self, request: Request, reply: dict[str, Any]) -> None:
         """Settle ``request``'s future from its reply (and note what the reply teaches)."""
@@ -474,7 +514,12 @@ class RpcSession(ChannelBase):
             if len(self._after_sync) == 1:
                 self._sync_clock(time.monotonic())
             return
-        exc = error_for(reply, request.method, int(time.time() * 1000))
+        exc = error_for(
+            reply,
+            request.method,
+            int(time.time() * 1000),
+            client_order_id=request.client_order_id,
+        )
         if reply.get("status") == 418:
             wait = getattr(exc, "retry_after", None)
             self.banned_until = time.monotonic() + (_DEFAULT_BAN if wait is None else wait)
@@ -523,11 +568,11 @@ class RpcSession(ChannelBase):
     def _relogon_done(self, future: Future[Any]) -> None:
         self._logon = None
         exc = future.exception()
-        self.last_logon_error = exc
         if exc is not None:
             log.warning("logging on again failed: %s", exc)
             if self.state is State.LOGGED_IN:  # after a rotation it still said so
                 self.set_state(State.CONNECTED)
+        self.last_logon_error = exc  # after the state: who sees the error sees the state
 
     def _session_revoked(self, reply: dict[str, Any]) -> None:
         """A 401 with ``id: null``: the key was revoked; requests that relied on it fail."""
@@ -541,10 +586,7 @@ class RpcSession(ChannelBase):
                 self._unpend(request)
                 settle_error(
                     request.future,
-                    AuthenticationError(
-                        f"{request.method}: the server revoked the API key (status 401, "
-                        f"{reply.get('error')}); the request may not have been processed"
-                    ),
+                    revoked_error(reply, request.method, client_order_id=request.client_order_id),
                 )
 
     def _expire(self, now: float) -> None:

@@ -9,18 +9,24 @@ them let a caller tell cases apart::
     │   └── ConnectionLostError             a request in flight when the link dropped
     │       └── OrderConnectionLostError    ... an order: outcome unknown (also RequestError)
     ├── AuthenticationError                 bad key file, login() without Ed25519
-    │   └── LoginRejectedError              session.logon refused (also RequestError)
+    │   ├── LoginRejectedError              session.logon refused (also RequestError)
+    │   └── OrderAuthenticationLostError    key revoked with an order in flight: outcome unknown
     ├── RequestError                        the server answered status != 200 (code, msg, ...)
     │   ├── RequestTimeoutError             no reply within request_timeout
     │   │   └── OrderTimeoutError           ... an order: outcome unknown
     │   ├── RateLimitError                  status 429 / 418, with retry_after
-    │   └── OrderStatusUnknownError         base of the two "outcome unknown" errors
+    │   ├── OrderStatusUnknownError         base of every "outcome unknown" error
+    │   │   └── OrderServerError            an order answered 5xx or -1006/-1007: outcome unknown
+    │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
     ├── OrderBookOutOfSyncError             a local order book read while not in sync
     └── OrderValidationError                refused before sending (also ValueError)
 
 ``OrderStatusUnknownError`` is the class to catch for "the order may or may not exist":
-its ``client_order_id`` attribute is the id to look the order up with.
+its ``client_order_id`` attribute is the id to look the order up with. Its subclasses say
+why: no reply in time (``OrderTimeoutError``), the link dropped (``OrderConnectionLostError``),
+a server-side failure (``OrderServerError``), the key revoked meanwhile
+(``OrderAuthenticationLostError``, also an ``AuthenticationError``).
 
 Every ``RequestError`` has the attributes ``code`` (Binance error code or ``None``), ``msg``,
 ``status`` (the frame's status or ``None``) and ``response`` (the frame, or ``None``).
@@ -37,8 +43,11 @@ __all__ = [
     "ConnectionError",
     "ConnectionLostError",
     "LoginRejectedError",
+    "OrderAuthenticationLostError",
     "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
+    "OrderNotFoundError",
+    "OrderServerError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
     "OrderValidationError",
@@ -138,13 +147,31 @@ class OrderStatusUnknownError(RequestError):
     ``origClientOrderId`` for plain orders, ``clientAlgoId`` for conditional ones) or watch the
     user data stream.
 
+    Also raised by the REST calls that change state (``cancel_all_open_orders``,
+    ``change_leverage``, ...) when their outcome is unknown (a timeout once sent, HTTP 5xx,
+    -1006 / -1007); ``client_order_id`` is ``None`` there. ``resolve_unknown(exc)`` looks an
+    order up.
+
     Attributes:
         client_order_id: the ``newClientOrderId`` / ``clientAlgoId`` the order was sent with.
+        method: the wire method (``"order.place"``, ``"algoOrder.place"``, ...) or REST call
+            (``"DELETE /fapi/v1/allOpenOrders"``), when known; ``None`` otherwise.
+        symbol: the order's symbol, when known.
     """
 
-    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        client_order_id: Optional[str] = None,
+        method: Optional[str] = None,
+        symbol: Optional[str] = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.client_order_id = client_order_id
+        self.method = method
+        self.symbol = symbol
 
 
 class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
@@ -153,6 +180,38 @@ class OrderTimeoutError(OrderStatusUnknownError, RequestTimeoutError):
 
 class OrderConnectionLostError(OrderStatusUnknownError, ConnectionLostError):
     """The link was lost after an order was sent; its outcome is unknown."""
+
+
+class OrderNotFoundError(RequestError):
+    """
+    ``resolve_unknown()``: the exchange does not know the order (it was not placed, or not yet).
+
+    An order sent moments ago may still be on its way; once ``recvWindow`` (5 s by default)
+    has passed since it was sent, the exchange refuses it if it arrives, so "not found" then
+    means "not placed".
+
+    Attributes:
+        client_order_id: the client order id that was looked up.
+    """
+
+    def __init__(self, message: str, *, client_order_id: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.client_order_id = client_order_id
+
+
+class OrderServerError(OrderStatusUnknownError):
+    """
+    An order was answered with status 5xx, or with code -1006 / -1007 ("execution status
+    unknown"): Binance failed on its side and the order may or may not have been placed.
+    ``status`` and ``code`` say which.
+    """
+
+
+class OrderAuthenticationLostError(OrderStatusUnknownError, AuthenticationError):
+    """
+    The API key was revoked (status 401, ``id: null``) while this order was in flight: the
+    order may or may not have been placed, and nothing signed with the key will work again.
+    """
 
 
 class LoginRejectedError(AuthenticationError, RequestError):

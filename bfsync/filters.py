@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 
+from ._numbers import NotANumber, decimal_of
 from .exceptions import (
     ConnectionError,
     OrderValidationError,
@@ -159,19 +160,11 @@ def _text(value: Decimal) -> str:
 
 
 def _to_decimal(value: Any, name: str) -> Decimal:
-    """A finite Decimal from a Decimal, int, str or float (through its repr); never a bool."""
-    number: Optional[Decimal] = None
-    if isinstance(value, bool):
+    """A finite Decimal from any real number or numeric text (see ``_numbers``); never a bool."""
+    try:
+        number: Optional[Decimal] = decimal_of(value)
+    except NotANumber:
         number = None
-    elif isinstance(value, (int, Decimal)):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        number = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            number = None
     if number is None or not number.is_finite():
         raise OrderValidationError(f"{name} must be a finite decimal number, got {value!r}")
     return number
@@ -266,11 +259,29 @@ class _Range:
                 f"{_text(self.step)} for {symbol}; nearest valid: {nearest}"
             )
 
-    def round_down(self, value: Decimal) -> Decimal:
-        """Down onto the grid, then clamped into ``[min, max]`` (``[0, max]`` without a min)."""
+    def round_down(self, symbol: str, name: str, value: Decimal) -> Decimal:
+        """
+        Down onto the grid, and down to the maximum above it.
+
+        Raises:
+            OrderValidationError: ``value`` is below the minimum (or not > 0): rounding it
+                onto the grid would mean rounding it *up*, which a caller never expects.
+        """
+        shown = _text(value)
+        if value <= 0:
+            raise OrderValidationError(f"{name} must be > 0, got {shown}")
+        if self.minimum and value < self.minimum:
+            raise OrderValidationError(
+                f"{name} {shown} is below {self.filter_type} {self.min_name} "
+                f"{_text(self.minimum)} for {symbol}; rounding down cannot reach a valid "
+                f"value (the smallest is {_text(self._show(self.minimum))})"
+            )
         result = self._floor(value) if self.step else value
-        if result < self.minimum:
-            result = self._show(self.minimum)
+        if result <= 0:
+            raise OrderValidationError(
+                f"{name} {shown} is below {self.filter_type} {self.step_name} "
+                f"{_text(self.step)} for {symbol}; rounding down gives 0"
+            )
         if self.maximum and result > self.maximum:
             result = self.highest()
         return result
@@ -477,7 +488,11 @@ class ExchangeFilters:
             return self._symbols[symbol]
         except (KeyError, TypeError):
             pass
-        close = difflib.get_close_matches(str(symbol), list(self._symbols), n=1)
+        upper = symbol.strip().upper() if isinstance(symbol, str) else None
+        if upper is not None and upper in self._symbols:
+            close = [upper]  # symbols are upper case: "btcusdt" is "BTCUSDT"
+        else:
+            close = difflib.get_close_matches(str(symbol), list(self._symbols), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise OrderValidationError(f"unknown symbol {symbol!r}{hint}")
 
@@ -548,29 +563,36 @@ class ExchangeFilters:
 
     def round_price(self, symbol: str, price: Any) -> Decimal:
         """
-        ``price`` down to the tick (toward minPrice), clamped into ``[minPrice, maxPrice]``.
+        ``price`` down to the tick (toward minPrice); above maxPrice, the highest valid price.
 
-        The result is written with the tick's exponent: ``"50000.10"`` for tick ``"0.10"``.
-        Never rounds up except to reach minPrice; above maxPrice gives the highest valid price.
+        ``price`` may be any real number (numpy scalars, ``Decimal``, ``Fraction``) or numeric
+        text. The result is written with the tick's exponent: ``"50000.10"`` for tick
+        ``"0.10"``. It never rounds up.
 
         Raises:
-            OrderValidationError: unknown symbol, or ``price`` is not a finite number.
+            OrderValidationError: unknown symbol; ``price`` is not a finite number; or it is
+                below minPrice (rounding down cannot reach a valid price; the message says
+                the smallest one).
         """
         info = self.get(symbol)
-        return info._price_range().round_down(_to_decimal(price, "price"))
+        return info._price_range().round_down(symbol, "price", _to_decimal(price, "price"))
 
     def round_quantity(self, symbol: str, qty: Any, market: bool = False) -> Decimal:
         """
-        ``qty`` down to the step, clamped into ``[minQty, maxQty]``.
+        ``qty`` down to the step; above maxQty, the highest valid quantity.
 
         ``market=True`` uses MARKET_LOT_SIZE (what :meth:`check_order` applies to MARKET
-        orders). The result is written with the step's exponent.
+        orders). ``qty`` may be any real number or numeric text. The result is written with
+        the step's exponent. It never rounds up: ``round_quantity("BTCUSDT", 0.00001)``
+        raises rather than return ``0.001``, an order 100 times larger than asked for.
 
         Raises:
-            OrderValidationError: unknown symbol, or ``qty`` is not a finite number.
+            OrderValidationError: unknown symbol; ``qty`` is not a finite number; or it is
+                below minQty (the message says the smallest valid quantity).
         """
         info = self.get(symbol)
-        return info._lot_range(market).round_down(_to_decimal(qty, "quantity"))
+        lot_range = info._lot_range(market)
+        return lot_range.round_down(symbol, "quantity", _to_decimal(qty, "quantity"))
 
 
 def _first(prices: Mapping[str, Decimal], names: tuple[str, ...]) -> Optional[tuple[str, Decimal]]:
@@ -798,4 +820,5 @@ class FilterCache:
         snapshot = ExchangeFilters.from_exchange_info(data, fetched_at)
         self._next_attempt = fetched_at + self._refresh_interval
         self._snapshot = snapshot
+        log.info("exchangeInfo filters loaded: %d symbols", len(snapshot))
         return snapshot

@@ -66,6 +66,9 @@ __all__ = [
 ORDERS = "ORDERS"
 REQUEST_WEIGHT = "REQUEST_WEIGHT"
 
+#: How much longer than a counter's window a budget may be and still take in its counts.
+_WINDOW_MARGIN = 1.0
+
 #: Seconds in one unit of a ``rateLimits`` item's ``interval``.
 _INTERVAL_SECONDS: dict[str, int] = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
@@ -276,7 +279,9 @@ class RateLimiter:
                 seconds = unit * number
                 for window in self._windows:
                     budget = window.budget
-                    if budget.kind != kind or abs(budget.window - seconds) > 1e-9:
+                    # A budget widened by a safety margin (60.5 s for 60 s) is still that window.
+                    margin = budget.window - seconds
+                    if budget.kind != kind or not -1e-9 <= margin <= _WINDOW_MARGIN:
                         continue
                     window.evict(current)
                     excess = count - window.total

@@ -2,9 +2,12 @@
 The live local order book: ``BookState`` behind a lock, with a worker that fetches snapshots.
 
 ``ms.order_book(symbol, depth=1000)`` returns an ``OrderBook``. Its owner (the market service)
-subscribes ``<symbol>@depth@100ms`` and calls ``feed(payload)`` with every depth event, from
-its delivery side (never the I/O thread, and ``feed`` does no I/O: a parse, a few dict and
-list updates under the book's lock). Snapshots are fetched by the book's own worker thread,
+subscribes ``<symbol>@depth@100ms`` and calls ``feed(payload)`` with every depth event, in
+arrival order. ``feed`` does no I/O and never waits for a fetch: it parses the diff and updates
+a few dicts and lists under the book's lock, which is only ever held that briefly (a read
+copies at most ``depth`` levels; loading a snapshot is parsed outside it). So the owner may call
+it on its I/O thread, on arrival, before any user queue: a slow consumer then never puts the
+book out of sync. Snapshots are fetched by the book's own worker thread,
 ``bfsync-book-<SYMBOL>``, through the injected ``fetch_snapshot(symbol, limit) -> dict``:
 
 - The first fetch waits for the first diff, so the snapshot is never older than the stream.

@@ -40,10 +40,12 @@ Theory of operation
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 import weakref
@@ -100,12 +102,31 @@ _FLUSH_AT = 256
 Handler = Callable[[dict[str, Any]], object]
 
 
+def _unless_collected(default: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A channel method that returns ``default`` once its service was garbage-collected
+    (between the collection and its finalizer closing the I/O thread)."""
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(*args: Any) -> Any:
+            try:
+                return method(*args)
+            except ReferenceError:
+                return default
+
+        return guarded
+
+    return decorate
+
+
 class _ShardChannel(ChannelBase):
     """One market connection (route + shard) as a channel of the I/O thread."""
 
     def __init__(self, service: MarketService, shard: Shard, url: str) -> None:
         self.name = f"market{shard.route}#{shard.number}"
-        self.service = service
+        # A proxy: a service dropped without close() can be collected, and its finalizer
+        # stops the threads (the I/O thread holds the channels, not the service).
+        self.service: MarketService = weakref.proxy(service)
         self.shard = shard
         self._url = url
         self.current = 0  # the current link's number
@@ -115,12 +136,14 @@ class _ShardChannel(ChannelBase):
         self.ever_opened = False
         self.batch: list[tuple[str, Any]] = []
         self.unknown = 0  # events of streams not held (late, after an unsubscribe)
+        self.malformed = 0  # messages ignored: not JSON objects, no stream, unknown reply ids
 
     # The channel contract (I/O thread)
 
     def url(self) -> str:
         return self._url
 
+    @_unless_collected(None)
     def on_open(self, link: LinkView, now: float, rotation: bool) -> None:
         service = self.service
         with service._lock:
@@ -137,13 +160,16 @@ class _ShardChannel(ChannelBase):
         self.opened.set()
         service._update_state()
 
+    @_unless_collected(None)
     def on_text(self, link: LinkView, data: bytes, now: float) -> None:
         try:
             message = _loads(data)
         except ValueError:
+            self.malformed += 1
             log.warning("%s: ignored a message that is not JSON: %.200r", self.name, data)
             return
         if not isinstance(message, dict):
+            self.malformed += 1
             log.warning("%s: ignored a message that is not an object: %.200r", self.name, data)
             return
         stream = message.get("stream")
@@ -155,8 +181,10 @@ class _ShardChannel(ChannelBase):
                 if ours:
                     self.service._ack_seen(self, now)
             if not ours:
+                self.malformed += 1
                 log.warning("%s: ignored a reply with unknown id %r", self.name, message["id"])
         else:
+            self.malformed += 1
             log.warning("%s: ignored a message without a stream: %.200r", self.name, data)
 
     def _event(self, stream: Any, payload: Any, link: int, now: float) -> None:
@@ -186,6 +214,7 @@ class _ShardChannel(ChannelBase):
         if recovered:
             service._check_stale(now)
 
+    @_unless_collected(())
     def outgoing(self, link: LinkView, now: float) -> Outgoing:
         self.flush()
         if link.number != self.current:
@@ -200,17 +229,20 @@ class _ShardChannel(ChannelBase):
             self.batch = []
             self.service._lane_put(batch)
 
+    @_unless_collected(math.inf)
     def next_deadline(self) -> float:
         with self.service._lock:
             deadline = self.shard.next_deadline(time.monotonic())
         return min(deadline, self.service._silence.next_deadline())
 
+    @_unless_collected(None)
     def on_tick(self, now: float) -> None:
         self.flush()
         with self.service._lock:
             self.shard.expire(now)
         self.service._check_stale(now)
 
+    @_unless_collected(None)
     def on_link_lost(self, link: LinkView, cause: BaseException, now: float) -> None:
         self.flush()
         service = self.service
@@ -225,14 +257,17 @@ class _ShardChannel(ChannelBase):
             service._lane_put(released)
         if current:
             log.warning("%s: connection lost (%s); reconnecting", self.name, cause)
-            service._gap(held, f"connection lost: {cause}")
+            if held:
+                service._gap(held, f"connection lost: {cause}")
             service._update_state()
 
+    @_unless_collected(None)
     def on_connect_failed(self, cause: BaseException, attempt: int, now: float) -> None:
         log.warning("%s: connection attempt %d failed: %s", self.name, attempt, cause)
         with self.service._lock:
             self.shard.expire(now)
 
+    @_unless_collected(True)
     def can_retire(self, old: LinkView, now: float) -> bool:
         with self.service._lock:
             if self.shard.owes(old.number) or not self.shard.resubscribed():
@@ -246,8 +281,14 @@ class _ShardChannel(ChannelBase):
         return True
 
     def on_closed(self, cause: Optional[BaseException]) -> None:
-        self.flush()
         self.failure = cause
+        try:
+            self._closed(cause)
+        except ReferenceError:  # the service was collected: its finalizer closes everything
+            self.opened.set()
+
+    def _closed(self, cause: Optional[BaseException]) -> None:
+        self.flush()
         service = self.service
         why = "the service was closed" if cause is None else f"the connection failed: {cause}"
         with service._lock:
@@ -294,6 +335,7 @@ class MarketService:
         self._lane.close()
         self._books: dict[str, OrderBook] = {}
         self._book_only: set[str] = set()  # depth streams held for a book, not for the user
+        self._malformed_gone = 0  # ``malformed`` of channels no longer served
         self._silence = Silence(self.config.stale_after)
         self._state = State.CLOSED
         self._failure: Optional[BaseException] = None
@@ -303,7 +345,7 @@ class MarketService:
     def __repr__(self) -> str:
         return (
             f"<MarketService {self.state.value} {self.config.stream_url} "
-            f"streams={len(self.list_subscriptions_local())}>"
+            f"streams={len(self.subscriptions)}>"
         )
 
     def __enter__(self) -> MarketService:
@@ -330,6 +372,12 @@ class MarketService:
     def handler_errors(self) -> int:
         """How many times ``message_handler`` raised."""
         return self._lane.handler_errors
+
+    @property
+    def malformed(self) -> int:
+        """Messages ignored since ``connect()``: not JSON objects, or replies nobody awaited."""
+        with self._lock:
+            return sum(c.malformed for c in self._channels.values()) + self._malformed_gone
 
     @property
     def stale_streams(self) -> frozenset[str]:
@@ -360,10 +408,11 @@ class MarketService:
             self._channels = {}
             self._books = {}
             self._book_only = set()
+            self._malformed_gone = 0
             self._silence = Silence(self.config.stale_after)
             self._failure = None
             self._set_state(State.CONNECTING)
-            self._finalizer = weakref.finalize(self, _stop, self._io, self._lane)
+            self._finalizer = weakref.finalize(self, _stop, self._io, self._lane, self._books)
             with self._lock:
                 channel = self._add_shard(MARKET, 1)
             limit = self.config.connection_timeout + 1.0
@@ -380,7 +429,7 @@ class MarketService:
         """
         Stop everything; idempotent, from any thread (also from the handler). Waiting
         subscribe calls fail with ``ConnectionError``; ``events()`` ends. Bounded: returns
-        within about seven seconds even if the server does not answer.
+        within about eight seconds even if the server does not answer.
         """
         with self._connect_lock:
             self._teardown()
@@ -396,9 +445,7 @@ class MarketService:
         if io is not None:
             io.close()
         self._lane.close()
-        for book in list(self._books.values()):
-            with contextlib.suppress(Exception):
-                book.close()
+        _close_books(self._books)
 
     # Subscriptions
 
@@ -436,8 +483,9 @@ class MarketService:
                 results.extend(str(name) for name in result)
         return results
 
-    def list_subscriptions_local(self) -> list[str]:
-        """The streams held, as bfsync knows them (no message sent)."""
+    @property
+    def subscriptions(self) -> list[str]:
+        """The streams held, as bfsync knows them (no message sent), sorted."""
         with self._lock:
             return sorted(s for c in self._channels.values() for s in c.shard.active)
 
@@ -856,6 +904,7 @@ class MarketService:
         with self._lock:
             if self._channels.get(channel.shard.number) is channel:
                 del self._channels[channel.shard.number]
+                self._malformed_gone += channel.malformed
         if cause is not None and channel.ever_opened and self._io is not None:
             self._failure = cause
             log.error("%s failed: %s", channel.name, cause)
@@ -913,7 +962,16 @@ def _settler(future: Future[dict[str, Any]]) -> Callable[[Any, Any], None]:
     return settle
 
 
-def _stop(io: IOThread, lane: DeliveryLane) -> None:
+def _stop(io: IOThread, lane: DeliveryLane, books: dict[str, OrderBook]) -> None:
     """A service dropped without close(): stop its threads."""
     io.close()
     lane.close()
+    _close_books(books)
+
+
+def _close_books(books: dict[str, OrderBook]) -> None:
+    """Close every book, waiting one second in all for fetches in progress (they end then)."""
+    deadline = time.monotonic() + 1.0
+    for book in list(books.values()):
+        with contextlib.suppress(Exception):
+            book.close(max(0.0, deadline - time.monotonic()))

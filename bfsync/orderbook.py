@@ -24,6 +24,10 @@ Theory of operation (``U``/``u``/``pu`` are a diff's first, final and previous-f
     any         a diff leaves bid >= ask    CROSSED          BUFFERING (fetch again)
     any         snapshot that is crossed    CROSSED          BUFFERING (held diffs kept)
     any         reset()                     -                BUFFERING (book and buffer clear)
+    any         the 11th diff in a row      GAP (SYNCED),    BUFFERING, holding only it (the
+                that would be DROPPED       STALE_SNAPSHOT   ids went backwards: a restarted
+                                            (LOADED) or      sequence must not freeze the
+                                            BUFFERED         book)
 
 A snapshot with no held diff bridging it leaves the book LOADED: it holds the snapshot but is
 not yet *synced*; the first diff with ``U <= L <= u`` makes it so (step 5 of the procedure).
@@ -51,6 +55,7 @@ from typing import Any, NamedTuple, Optional
 __all__ = [
     "DEFAULT_MAX_BUFFER",
     "MAX_DEPTH",
+    "MAX_OLD_RUN",
     "SNAPSHOT_LIMITS",
     "BookOutcome",
     "BookPhase",
@@ -62,6 +67,9 @@ __all__ = [
     "snapshot_limit_for",
 ]
 
+#: Diffs in a row that may be dropped as older than the book; the next one starts over (the
+#: exchange's update ids went backwards). Duplicates come one or two at a time.
+MAX_OLD_RUN = 10
 #: The ``limit`` values ``GET /fapi/v1/depth`` (and ws-fapi ``depth``) accept.
 SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 #: The deepest snapshot Binance serves, so the deepest book that can be kept.
@@ -282,6 +290,7 @@ class BookState:
         self._buffer: deque[DepthDiff] = deque()
         self._phase = BookPhase.BUFFERING
         self._last_id = -1  # meaningful in LOADED and SYNCED only
+        self._old_run = 0  # diffs in a row dropped as older than the book
         #: Held diffs discarded because the buffer was full (the oldest go first).
         self.buffer_overflows = 0
 
@@ -332,6 +341,25 @@ class BookState:
 
     def on_diff(self, diff: DepthDiff) -> BookOutcome:
         """Take one diff, in arrival order; the outcome says what happened (module table)."""
+        outcome = self._take(diff)
+        if outcome is not BookOutcome.DROPPED:
+            self._old_run = 0
+            return outcome
+        self._old_run += 1
+        if self._old_run <= MAX_OLD_RUN:
+            return outcome
+        # Too many diffs older than the book in a row: the exchange's ids went backwards (a
+        # restarted sequence), and dropping them all would freeze the book. Start over here.
+        self._old_run = 0
+        if self._phase is BookPhase.BUFFERING:
+            self._buffer.clear()
+            self._buffer.append(diff)
+            return BookOutcome.BUFFERED
+        if self._phase is BookPhase.SYNCED:
+            return self._out_of_sync(BookOutcome.GAP, diff)
+        return self._out_of_sync(BookOutcome.STALE_SNAPSHOT, diff)
+
+    def _take(self, diff: DepthDiff) -> BookOutcome:
         phase = self._phase
         if phase is BookPhase.SYNCED:
             last = self._last_id
@@ -365,8 +393,9 @@ class BookState:
         self._phase = BookPhase.LOADED
         self._last_id = snapshot.last_update_id
         outcome = BookOutcome.LOADED
+        self._old_run = 0
         for index, diff in enumerate(held):
-            outcome = self.on_diff(diff)
+            outcome = self._take(diff)
             if outcome in RESYNC_OUTCOMES:
                 # The diff that failed is held already; keep every later one behind it.
                 self._buffer.extend(held[index + 1 :])
@@ -375,6 +404,7 @@ class BookState:
 
     def reset(self) -> None:
         """Forget everything (levels and held diffs): back to BUFFERING."""
+        self._old_run = 0
         self._clear_levels()
         self._buffer.clear()
 

@@ -53,8 +53,13 @@ What happens to the keywords, in this order:
    refused when validating (dropped without validation).
 4. Numbers are sent exactly, with or without validation: DECIMAL params as plain decimal text
    (float ``0.00001`` -> ``"0.00001"``, never ``"1e-05"``), booleans as ``"true"``/``"false"``,
-   INT params as ints. Without validation nothing else is refused, and unknown keywords are
-   passed on, formatted the same way as :func:`format_params` does.
+   INT params as ints. Every real number type is taken (numpy scalars, ``Decimal``,
+   ``Fraction``; see :mod:`bfsync._numbers`). A float carries all the digits of its repr:
+   ``0.1 + 0.2`` is sent as ``"0.30000000000000004"`` (with the symbol's filters loaded the
+   step/tick rule refuses it first; without them Binance does, with ``-1111``). Without
+   validation nothing else is refused but what cannot go on the wire at all (an object that
+   is no number, text or bool; ``Fraction(1, 3)``), and unknown keywords are passed on,
+   formatted the same way as :func:`format_params` does.
 5. The kind picks the method: LIMIT and MARKET go to ``order.place``; the five conditional
    kinds go to ``algoOrder.place`` with ``algoType=CONDITIONAL`` and ``stopPrice`` ->
    ``triggerPrice``, ``activationPrice`` -> ``activatePrice``, ``newClientOrderId`` ->
@@ -64,13 +69,16 @@ What happens to the keywords, in this order:
 from __future__ import annotations
 
 import difflib
+import numbers
+import operator
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 import attrs
 
+from ._numbers import NotANumber, bool_of, decimal_of, integer_of, is_bool
 from .exceptions import OrderValidationError
 from .signing import param_text
 
@@ -123,16 +131,24 @@ def format_decimal(value: Any, name: str = "value") -> str:
     """
     The exact plain decimal text of a number: no exponent, no digit added or lost.
 
-    A float is read through its ``repr`` (the shortest text that round-trips), so ``0.00001``
-    gives ``"0.00001"`` and ``50000.0`` gives ``"50000.0"``; ``Decimal("1E+2")`` gives
-    ``"100"``; an int gives its digits; a string is parsed the same way and returned stripped
+    Every real number type is read exactly (see :mod:`bfsync._numbers`): a float (also
+    ``np.float64``) through its ``repr``, the shortest text that round-trips, so ``0.00001``
+    gives ``"0.00001"`` and ``50000.0`` gives ``"50000.0"``; ``np.float32(0.1)`` gives
+    ``"0.1"``; ``np.int64(5)`` gives ``"5"``; ``Fraction(3, 8)`` gives ``"0.375"``;
+    ``Decimal("1E+2")`` gives ``"100"``; a string is parsed the same way and returned stripped
     when it is already plain (``"0.10"`` stays ``"0.10"``).
 
     Raises:
-        OrderValidationError: ``value`` is a bool, not a number, or not finite.
+        OrderValidationError: ``value`` is a bool, not a number, not finite, or a fraction
+            with no exact decimal form (``Fraction(1, 3)``); the message names ``name``.
     """
-    number = _to_decimal(value)
-    if number is None or not number.is_finite() or abs(number.adjusted()) > _MAX_EXPONENT:
+    try:
+        number = decimal_of(value)
+    except NotANumber as exc:
+        raise OrderValidationError(
+            f"{name} must be a finite decimal number, got {value!r} ({exc})"
+        ) from None
+    if not number.is_finite() or abs(number.adjusted()) > _MAX_EXPONENT:
         raise OrderValidationError(f"{name} must be a finite decimal number, got {value!r}")
     if isinstance(value, str) and _PLAIN_DECIMAL_RE.fullmatch(value.strip()):
         return value.strip()
@@ -143,48 +159,77 @@ def format_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """
     Params of a non-order call in wire form.
 
-    ``None`` values are dropped; floats and Decimals become plain decimal strings; booleans
-    become ``"true"``/``"false"``; ints, strings and anything else are kept as they are.
+    ``None`` values are dropped; booleans (numpy's too) become ``"true"``/``"false"``; the
+    DECIMAL params (``quantity``, ``price``, ...) become plain decimal strings; other ints
+    stay ints (``np.int64`` becomes an ``int``); other numbers become plain decimal strings,
+    except for the INT params (``limit``, ``orderId``, ``algoId``, ``recvWindow``,
+    ``goodTillDate``, ``startTime``, ``endTime``, ``fromId``, ``countdownTime``), where a
+    whole number (``5.0`` from Excel) is sent as an int; strings are kept.
+
+    Raises:
+        OrderValidationError: a value that cannot go on the wire (not a number, text or
+            bool; a fraction with no exact decimal form), naming the parameter.
     """
-    return {key: _loose(value) for key, value in params.items() if value is not None}
+    return {
+        key: _loose_decimal(value, key) if key in _DECIMAL_PARAMS else _loose(value, key)
+        for key, value in params.items()
+        if value is not None
+    }
 
 
 _PLAIN_DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_NUMBER_TEXT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 # Beyond 1e1000 (or below 1e-1000) the plain text would be absurdly long; floats stop at 1e308.
 _MAX_EXPONENT = 1000
+# INT / LONG params of ws-fapi and REST: a whole float (Excel's numbers) goes as a JSON int.
+_INT_PARAMS = frozenset(
+    {
+        "limit",
+        "orderId",
+        "algoId",
+        "recvWindow",
+        "goodTillDate",
+        "startTime",
+        "endTime",
+        "fromId",
+        "countdownTime",
+    }
+)
 
 
-def _to_decimal(value: Any) -> Optional[Decimal]:
-    """``value`` as a Decimal (a float through its repr), or None when it is no number."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, Decimal)):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, str) and _NUMBER_TEXT_RE.fullmatch(value.strip()):
-        return Decimal(value.strip())
-    return None
-
-
-def _loose(value: Any) -> Any:
+def _loose(value: Any, name: str) -> Any:
     """A value in wire form without judging it: what is sent when nothing is validated."""
-    if isinstance(value, bool):
-        return param_text(value)
-    if isinstance(value, (float, Decimal)):
-        try:
-            return format_decimal(value)
-        except OrderValidationError:
-            return str(value)  # NaN / inf: sent as text, for the server to refuse
-    return value
+    flag = bool_of(value)
+    if flag is not None:
+        return param_text(flag)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return operator.index(value)
+    if not isinstance(value, (numbers.Real, Decimal)):
+        raise OrderValidationError(
+            f"{name} must be a number, text or a bool, got {value!r} "
+            f"({type(value).__name__} cannot be sent)"
+        )
+    if name in _INT_PARAMS:
+        whole = integer_of(value)
+        if whole is not None:
+            return whole
+    try:
+        number = decimal_of(value)
+    except NotANumber as exc:
+        raise OrderValidationError(
+            f"{name} cannot be sent exactly, got {value!r} ({exc})"
+        ) from None
+    if not number.is_finite():
+        return str(value)  # NaN / inf: sent as text, for the server to refuse
+    return format_decimal(value, name)
 
 
-def _loose_decimal(value: Any) -> Any:
+def _loose_decimal(value: Any, name: str) -> Any:
     """A DECIMAL param in wire form without judging it: numbers (ints too) as plain text."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _loose(value)
+    if isinstance(value, numbers.Integral) and not is_bool(value):
+        return str(operator.index(value))
+    return _loose(value, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +238,6 @@ def _loose_decimal(value: Any) -> Any:
 _Checker = Callable[[Any, str], Any]
 
 _CLIENT_ID_RE = re.compile(r"[\.A-Z\:/a-z0-9_-]{1,36}")
-_DIGITS_RE = re.compile(r"[0-9]+")
 _CALLBACK_RATE_MIN = Decimal("0.1")
 _CALLBACK_RATE_MAX = Decimal("10")
 
@@ -219,8 +263,9 @@ def _callback_rate(value: Any, name: str) -> str:
 
 
 def _boolean(value: Any, name: str) -> str:
-    if isinstance(value, bool):
-        return param_text(value)
+    flag = bool_of(value)
+    if flag is not None:
+        return param_text(flag)
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower()
     raise OrderValidationError(
@@ -230,15 +275,8 @@ def _boolean(value: Any, name: str) -> str:
 
 def _positive_int(what: str) -> _Checker:
     def check(value: Any, name: str) -> int:
-        number: Optional[int] = None
-        if isinstance(value, bool):
-            pass
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
-            number = int(value.strip())
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)  # Excel hands every number over as a float
+        # Whole floats are taken: Excel hands every number over as a float.
+        number = integer_of(value)
         if number is None or number <= 0:
             raise OrderValidationError(f"{name} must be a positive integer ({what}), got {value!r}")
         return number
@@ -520,7 +558,7 @@ def _resolve_aliases(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
 def _format_loosely(given: Mapping[str, Any]) -> dict[str, Any]:
     """Without validation: drop what bfsync sets, format numbers and booleans, keep the rest."""
     return {
-        name: _loose_decimal(value) if name in _DECIMAL_PARAMS else _loose(value)
+        name: _loose_decimal(value, name) if name in _DECIMAL_PARAMS else _loose(value, name)
         for name, value in given.items()
         if name not in _SET_BY_BFSYNC
     }

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
@@ -31,6 +32,7 @@ __all__ = [
     "canonical_payload",
     "load_signer",
     "param_text",
+    "shown",
 ]
 
 HMAC = "HMAC"
@@ -106,20 +108,51 @@ class Ed25519Signer:
 Signer = Union[HmacSigner, RsaSigner, Ed25519Signer]
 
 _PEM_MARK = b"-----BEGIN"
-_KEY_SUFFIXES = (".pem", ".key", ".der", ".p8")
+#: Binance's HMAC secrets: 64 ASCII letters and digits.
+HMAC_SECRET_RE = re.compile(r"[A-Za-z0-9]{64}")
+# What makes a value look like key material, so that it is never shown in a message: control
+# characters or line breaks, a run of 20 base64 characters without a slash, or 16 characters
+# or more all of the base64 (or base64url) alphabet.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+=]{20,}")
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=]{16,}|[A-Za-z0-9_-]{16,}")
+
+
+def shown(value: str) -> str:
+    """
+    ``value`` quoted for a message when it is plainly a path, else a hint of its length.
+
+    A value that could be key material (see ``_BASE64_RUN`` and friends) is never shown: a
+    key passed by mistake must not reach a log through an error message.
+    """
+    key_like = (
+        _CONTROL.search(value) is not None
+        or _BASE64_RUN.search(value) is not None
+        or _BASE64_TEXT.fullmatch(value) is not None
+        or len(value) > 4096
+    )
+    if key_like:
+        return f"<{len(value)} characters, not shown: they may be a key>"
+    return repr(value)
 
 
 def load_signer(private_key_path: str, password: Optional[str] = None) -> Signer:
     """
-    The signer for ``private_key_path``, as ``binance-futures-async`` reads it.
+    The signer for ``private_key_path``: a key file, PEM text, or an HMAC secret.
 
-    ``private_key_path`` is a path to a PEM private key (Ed25519 or RSA, PKCS#8 or traditional,
-    encrypted when ``password`` is given), PEM text itself, or else the HMAC secret.
+    The rule, in this order:
+
+    1. text starting with ``-----BEGIN``: a PEM private key (Ed25519 or RSA);
+    2. the path of an existing file: a PEM (or DER) private key file, Ed25519 or RSA, PKCS#8
+       or traditional, encrypted when ``password`` is given;
+    3. exactly 64 ASCII letters and digits (the form of Binance's secrets): an HMAC secret;
+    4. anything else is refused, naming what was expected: a missing file (``"key.pem"``,
+       ``"ed25519_key"``) is never taken as a secret.
 
     Raises:
-        AuthenticationError: the path exists (or looks like a key file) but holds no usable
-            Ed25519 or RSA key, the password is wrong or missing, or the secret is empty.
-            The message never contains the secret.
+        AuthenticationError: none of the above, or the file / PEM holds no usable Ed25519 or
+            RSA key, or the password is wrong or missing. A message shows the value only when
+            it is plainly a path (never text that could be a key or a secret).
     """
     if not isinstance(private_key_path, (str, os.PathLike)):
         raise AuthenticationError(
@@ -127,6 +160,8 @@ def load_signer(private_key_path: str, password: Optional[str] = None) -> Signer
             f"not {type(private_key_path).__name__}"
         )
     text = os.fspath(private_key_path)
+    if not isinstance(text, str):
+        raise AuthenticationError("private_key_path must be a str path, not bytes")
     if text.lstrip().startswith("-----BEGIN"):
         return _signer_from_pem(text.encode(), "the PEM text given", password)
     if os.path.isfile(text):
@@ -134,14 +169,23 @@ def load_signer(private_key_path: str, password: Optional[str] = None) -> Signer
             with open(text, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise AuthenticationError(f"cannot read key file {text!r}: {exc.strerror}") from None
-        return _signer_from_pem(data, f"key file {text!r}", password)
-    if os.path.exists(text) or text.lower().endswith(_KEY_SUFFIXES) or os.sep in text:
-        # A path that does not name a readable file: never fall back to HMAC with it.
-        raise AuthenticationError(f"key file {text!r} does not exist or is not a file")
+            raise AuthenticationError(
+                f"cannot read key file {shown(text)}: {exc.strerror}"
+            ) from None
+        return _signer_from_pem(data, f"key file {shown(text)}", password)
+    if HMAC_SECRET_RE.fullmatch(text):
+        return HmacSigner(text)
     if not text.strip():
-        raise AuthenticationError("private_key_path is empty: give a key file or an HMAC secret")
-    return HmacSigner(text)
+        raise AuthenticationError(
+            "private_key_path is empty: give a key file, PEM text or an HMAC secret"
+        )
+    if os.path.exists(text):
+        raise AuthenticationError(f"private_key_path {shown(text)} is not a file")
+    raise AuthenticationError(
+        f"private_key_path {shown(text)} is neither an existing key file, nor PEM text "
+        "(-----BEGIN ...), nor an HMAC secret (64 ASCII letters and digits, as Binance issues "
+        "them); if it is a key file, it does not exist"
+    )
 
 
 def _signer_from_pem(data: bytes, where: str, password: Optional[str]) -> Signer:

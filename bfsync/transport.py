@@ -27,7 +27,6 @@ whatever the I/O thread is doing: the I/O thread enforces it, and so do the bloc
 from __future__ import annotations
 
 import enum
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
     from .clock import ServerClock
 
 __all__ = ["Request", "State", "Transport"]
-
-log = logging.getLogger("bfsync.transport")
 
 
 class State(str, enum.Enum):
@@ -147,7 +144,8 @@ class Transport:
 
     @property
     def state(self) -> State:
-        return self._session.state
+        """The session's state; ``FAILED`` in a forked child (it has no I/O thread)."""
+        return State.FAILED if self.forked else self._session.state
 
     @property
     def pending_count(self) -> int:

@@ -3,8 +3,7 @@ Live prices and a local order book from Binance's market streams, without asynci
 
 Runs as it stands against an embedded FakeExchange that publishes a random walk of book
 tickers, trades and depth diffs. Against Binance, drop the FakeExchange and the config:
-``BinanceClient().market_service(on_event)`` and ``ms.order_book("BTCUSDT")`` (snapshots over
-REST then need no key).
+``BinanceClient().market_service(on_event)``; the book's snapshots come over REST (no key).
 """
 
 from __future__ import annotations
@@ -40,8 +39,6 @@ def main() -> None:
         stop = threading.Event()
         publisher = threading.Thread(target=publish, args=(fx, stop), daemon=True)
         publisher.start()
-        api_key, secret = fx.add_hmac_key()
-        ws = BinanceClient().websocket_service(api_key, secret, config={"ws_url": fx.url})
         trades: list[Decimal] = []
 
         def on_event(event: dict[str, Any]) -> None:
@@ -51,16 +48,13 @@ def main() -> None:
             elif event["e"].startswith("bfsync."):
                 print("notice:", event)
 
-        config = {"stream_url": fx.stream_url}
+        # Against Binance leave the config out: these are the fake's URLs.
+        config = {"stream_url": fx.stream_url, "rest_url": fx.rest_url}
         with BinanceClient().market_service(on_event, config) as ms:
             ms.subscribe_book_ticker(["BTCUSDT"])
             ms.subscribe_aggregate_trade(["BTCUSDT"])
-            # Snapshots for the local book: here ws-fapi ``depth``; by default REST.
-            book = ms.order_book(
-                "BTCUSDT",
-                depth=100,
-                fetch_snapshot=lambda symbol, limit: ws.get_depth(symbol, limit)["result"],
-            )
+            # The local book: diffs of btcusdt@depth@100ms, snapshots over REST.
+            book = ms.order_book("BTCUSDT", depth=100)
             if not book.wait_synced(timeout=10):
                 raise SystemExit(f"the book did not sync: {book.last_error}")
             for _ in range(5):
@@ -74,7 +68,6 @@ def main() -> None:
                 )
         stop.set()
         publisher.join()
-        ws.close()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 The fake exchange's order book of one symbol, with Binance's update ids: pure, no I/O.
 
 Every change consumes update ids. A depth diff event covers the ids since the previous event
-(``U`` = previous ``u`` + 1, ``u`` = the last id used, ``pu`` = previous ``u``), so a client
-that sees every event finds an unbroken ``pu`` chain, and a snapshot's ``lastUpdateId`` is the
-last id used: the procedure of reference §7.3 works against it. A "gap" is an event that the
+(``U`` = previous ``u`` + 1, ``pu`` = previous ``u``), so a client that sees every event finds
+an unbroken ``pu`` chain. The id after the last event's ``u`` is always taken (by the next
+update, still open), and a snapshot's ``lastUpdateId`` is the last id taken, so it falls inside
+the next event's ``[U, u]``, as the procedure of reference §7.3 expects (first applied event:
+``U <= lastUpdateId <= u``; events with ``u < lastUpdateId`` dropped). A "gap" is an event the
 book applied but nobody received: the next published event's ``pu`` points at it.
 """
 
@@ -59,8 +61,9 @@ class Book:
     """
     The levels of one symbol and its update ids.
 
-    ``last_update_id`` is the last id used (a snapshot's ``lastUpdateId``); ``last_event_u`` is
-    the ``u`` of the last depth event (published or lost).
+    ``last_update_id`` is the last id taken (a snapshot's ``lastUpdateId``, at least
+    ``last_event_u + 1``); ``last_event_u`` is the ``u`` of the last depth event (published or
+    lost).
     """
 
     __slots__ = ("asks", "bids", "last_event_u", "last_update_id", "price_places", "qty_places")
@@ -76,7 +79,7 @@ class Book:
         self.bids: dict[Decimal, Decimal] = {p: q for p, q in bids if q > 0}
         self.asks: dict[Decimal, Decimal] = {p: q for p, q in asks if q > 0}
         self.last_update_id = update_id
-        self.last_event_u = update_id
+        self.last_event_u = update_id - 1
         self.price_places = price_places
         self.qty_places = qty_places
 
@@ -94,7 +97,8 @@ class Book:
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> tuple[int, int, int]:
         """
         Apply absolute quantities (0 removes; removing an absent level is fine) as one event;
-        returns its ``(U, u, pu)``. Consumes one id per level changed (at least one).
+        returns its ``(U, u, pu)``. It spans the ids taken since the last event plus one per
+        level changed beyond the first; the id after ``u`` is taken for the next update.
         """
         changes = 0
         for side, levels in ((self.bids, bids), (self.asks, asks)):
@@ -106,9 +110,10 @@ class Book:
                     side.pop(price, None)
         first = self.last_event_u + 1
         pu = self.last_event_u
-        self.last_update_id += max(1, changes)
-        self.last_event_u = self.last_update_id
-        return first, self.last_update_id, pu
+        last = self.last_update_id + max(1, changes) - 1
+        self.last_event_u = last
+        self.last_update_id = last + 1
+        return first, last, pu
 
     def next_id(self) -> int:
         """Consume and return one update id outside a depth event (e.g. a book ticker's ``u``)."""

@@ -58,12 +58,12 @@ ORDER_TYPES = (
 )
 CONDITIONAL_TYPES = ORDER_TYPES[2:]
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX", "GTD", "RPI")
+# OPPONENT_10 and OPPONENT_20 are "temporarily removed" from place and amend since 2025-10-23
+# (§5.1): refused with -5037 like an unknown value.
 PRICE_MATCH = (
     "NONE",
     "OPPONENT",
     "OPPONENT_5",
-    "OPPONENT_10",
-    "OPPONENT_20",
     "QUEUE",
     "QUEUE_5",
     "QUEUE_10",
@@ -90,6 +90,7 @@ PERCENT_PRICE_DOWN = Decimal("0.95")
 FIRST_ORDER_ID = 4000000001
 FIRST_ALGO_ID = 2000000001
 FIRST_UPDATE_ID = 7000000001
+FIRST_MODIFY_ID = 1
 MAX_GOOD_TILL_DATE = 253402300799000
 ORDER_METHODS = ("order.place", "order.modify")
 MAX_MODIFICATIONS = 10000  # per order, unless the symbol's maxMoveOrderLimit says otherwise
@@ -124,6 +125,12 @@ MSG_TOO_MANY_REQUESTS = (
     "Please use the websocket for live updates to avoid polling the API."
 )
 MSG_TOO_MANY_ORDERS = "Too many new orders; current limit is {limit} orders per {interval}."
+MSG_SERVER_ERROR = "Internal error; unable to process your request. Please try again."
+UNKNOWN_OUTCOME_MSGS = {
+    -1006: "An unexpected response was received from the message bus. Execution status unknown.",
+    -1007: "Timeout waiting for response from backend server. Send status unknown; execution "
+    "status unknown.",
+}
 
 
 class ApiError(Exception):
@@ -191,6 +198,14 @@ class SymbolSpec:
             self.price_precision = _places(self.tick_size)
         if self.quantity_precision < 0:
             self.quantity_precision = _places(self.step_size)
+
+    def price_text(self, value: Decimal) -> str:
+        """A price as Binance writes it: ``pricePrecision`` decimals (at least the tick's)."""
+        return fmt(value, max(self.price_precision, _places(self.tick_size)))
+
+    def qty_text(self, value: Decimal) -> str:
+        """A quantity as Binance writes it: ``quantityPrecision`` decimals (at least the step's)."""
+        return fmt(value, max(self.quantity_precision, _places(self.step_size)))
 
     def lot(self, market: bool) -> tuple[Decimal, Decimal, Decimal]:
         """``(minQty, maxQty, stepSize)``: MARKET_LOT_SIZE for MARKET orders, else LOT_SIZE."""
@@ -659,12 +674,47 @@ def rate_limit(kind: str, interval: str, num: int, limit: int, count: int) -> Js
     }
 
 
+ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,36}")
+MSG_BAD_ID = (
+    "Invalid 'id' in JSON request; expected an integer, a string matching "
+    "'^[a-zA-Z0-9-_]{1,36}$', or null."
+)
+
+
 def valid_id(value: Any) -> bool:
-    return (
-        value is None
-        or isinstance(value, str)
-        or (isinstance(value, int) and not isinstance(value, bool))
-    )
+    """Binance's rule (§2.1, spot's, assumed for ws-fapi): int64, a short id string, or null."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return ID_RE.fullmatch(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+class JsonNumber(float):
+    """
+    A JSON number with a fraction or exponent, as a float that remembers its text.
+
+    Signatures are over the text the client sent: ``50000.10`` sent as a JSON number is signed
+    as ``50000.10``, which ``str(float)`` would turn into ``50000.1`` (a false -1022).
+    """
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> Any:
+        return (JsonNumber, (self.text,))
+
+
+def load_frame(message: str) -> Any:
+    """``json.loads`` keeping the text of numbers with a fraction or exponent."""
+    return json.loads(message, parse_float=JsonNumber)
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,10 +744,12 @@ class Exchange:
         self.open_order_ids: dict[int, None] = {}  # pruned as orders become final
         self.next_order_id = FIRST_ORDER_ID
         self.next_algo_id = FIRST_ALGO_ID
+        self.next_modify_id = FIRST_MODIFY_ID
         self.update_id = FIRST_UPDATE_ID
         self.scripts: dict[str, list[_Rule]] = {}
         self.delays: dict[str, list[_Rule]] = {}
         self.withholds: dict[str, list[_Rule]] = {}
+        self.failures: dict[str, list[_Rule]] = {}  # fail_after_processing: (status, error)
         self.modifications: dict[int, int] = {}  # orderId -> order.modify calls that changed it
         self.listen_keys: dict[str, tuple[str, int]] = {}  # apiKey -> (listenKey, expires at)
         self.revoked: dict[str, set[int]] = {}  # apiKey -> sessions told with an id-null 401
@@ -849,6 +901,28 @@ class Exchange:
         self.scripts.clear()
         self.delays.clear()
         self.withholds.clear()
+        self.failures.clear()
+
+    def add_failure(
+        self,
+        method: str,
+        status: int,
+        code: Optional[int],
+        msg: Optional[str],
+        times: Optional[int],
+    ) -> None:
+        """Handle the next ``times`` requests of ``method`` as usual, then answer an error."""
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"status must be an int from 400 to 599, got {status!r}")
+        if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+            raise ValueError(f"code must be an int or None, got {code!r}")
+        if msg is not None and not isinstance(msg, str):
+            raise ValueError(f"msg must be a str or None, got {msg!r}")
+        error: JsonDict = {} if code is None else {"code": code}
+        if msg is None:
+            msg = UNKNOWN_OUTCOME_MSGS.get(code, MSG_SERVER_ERROR) if code else MSG_SERVER_ERROR
+        error["msg"] = msg
+        self.add_rule(self.failures, method, (status, error), times)
 
     # ---- frames ----------------------------------------------------------------------------
 
@@ -867,7 +941,7 @@ class Exchange:
                 ),
             )
         try:
-            frame = json.loads(message)
+            frame = load_frame(message)
         except ValueError as exc:
             return Outcome(None, self._bad_frame(session, now, f"Malformed JSON request: {exc}."))
         if not isinstance(frame, dict):
@@ -884,7 +958,7 @@ class Exchange:
                 self._bad_frame(
                     session,
                     now,
-                    "Invalid 'id' in JSON request; expected an integer, a string, or null.",
+                    MSG_BAD_ID,
                 ),
             )
         if not isinstance(method, str) or not method:
@@ -943,6 +1017,7 @@ class Exchange:
         withheld = self._take(self.withholds, method) is not None
         script: Optional[_Script] = None if withheld else self._take(self.scripts, method)
         delay = 0.0 if withheld else float(self._take(self.delays, method) or 0.0)
+        failure = None if withheld or script is not None else self._take(self.failures, method)
         reply: JsonDict
         if script is not None:
             if script.error is not None:
@@ -973,6 +1048,9 @@ class Exchange:
                         "msg": f"FakeExchange internal error: {type(exc).__name__}: {exc}",
                     },
                 }
+            if failure is not None:  # handled (an order placed), yet answered as a failure
+                status, error = failure
+                reply = {"id": request_id, "status": status, "error": dict(error)}
         if self._want_rate_limits(session, params):
             reply["rateLimits"] = limits
         return Outcome(record, None if withheld else reply, delay)
@@ -1288,9 +1366,15 @@ class Exchange:
         for s in specs:
             bid = self.levels(s, True, 1)
             ask = self.levels(s, False, 1)
+            update_id = self.update_id
+            live = self.books.get(s.symbol)
+            if live is not None:  # a symbol streams publish depth for: its live book
+                (bid_level, ask_level), update_id = live.best(), live.last_update_id
+                bid = live.wire([bid_level]) if bid_level[1] else []
+                ask = live.wire([ask_level]) if ask_level[1] else [["0", "0"]]
             items.append(
                 {
-                    "lastUpdateId": self.update_id,
+                    "lastUpdateId": update_id,
                     "symbol": s.symbol,
                     "bidPrice": bid[0][0] if bid else "0",
                     "bidQty": bid[0][1] if bid else "0",
@@ -1453,8 +1537,7 @@ class Exchange:
 
         quantity = decimal_param(params, "quantity", required=True)
         assert quantity is not None
-        qty_text, qty = quantity
-        price_text = ""
+        qty = quantity[1]
         price = Decimal(0)
         if otype == "LIMIT":
             tif = tif_given
@@ -1464,11 +1547,10 @@ class Exchange:
                 if not _missing(params.get("price")):
                     raise ApiError(-1128, "Combination of optional parameters invalid.")
                 price = self._match_price(spec, side, price_match)
-                price_text = fmt(price, spec.price_precision)
             else:
                 given = decimal_param(params, "price", required=True)
                 assert given is not None
-                price_text, price = given
+                price = given[1]
             good_till = self._good_till(params, tif, now)
         else:
             if price_match != "NONE":
@@ -1521,9 +1603,9 @@ class Exchange:
             "symbol": spec.symbol,
             "status": status,
             "clientOrderId": client_id,
-            "price": price_text if otype == "LIMIT" else fmt(Decimal(0), spec.price_precision),
+            "price": spec.price_text(price),  # 0 for MARKET
             "avgPrice": fmt(spec.price if executed else Decimal(0), spec.price_precision),
-            "origQty": qty_text,
+            "origQty": spec.qty_text(qty),
             "executedQty": fmt(executed, spec.quantity_precision),
             "cumQty": fmt(executed, spec.quantity_precision),
             "cumQuote": fmt(executed * spec.price, 5),
@@ -1645,7 +1727,7 @@ class Exchange:
         )
         quantity = decimal_param(params, "quantity", required=True)
         assert quantity is not None
-        qty_text, qty = quantity
+        qty = quantity[1]
         given = decimal_param(params, "price")
         if given is not None and match != "NONE":
             raise ApiError(-1128, "Combination of optional parameters invalid.")
@@ -1660,11 +1742,7 @@ class Exchange:
             raise ApiError(-2013, MSG_NO_SUCH_ORDER)
         if side != order["side"]:
             raise invalid("side")
-        if given is not None:
-            price_text, price = given
-        else:
-            price = self._match_price(spec, side, match)
-            price_text = fmt(price, spec.price_precision)
+        price = given[1] if given is not None else self._match_price(spec, side, match)
         self._check_quantity(spec, qty)
         self._check_price(spec, price)
         self._check_percent_price(spec, side, price)
@@ -1683,7 +1761,12 @@ class Exchange:
         self.modifications[order["orderId"]] = done + 1
 
         executed = Decimal(order["executedQty"])
-        order.update(price=price_text, origQty=qty_text, priceMatch=match, updateTime=now)
+        order.update(
+            price=spec.price_text(price),
+            origQty=spec.qty_text(qty),
+            priceMatch=match,
+            updateTime=now,
+        )
         crosses = self._crosses(spec, side, price)
         if qty <= executed or (crosses and order["timeInForce"] in ("GTX", "RPI")):
             # Binance cancels the order instead: the new quantity is already filled, or a
@@ -1703,9 +1786,12 @@ class Exchange:
             )
         _userdata.order_amended(self, order, spec, executed, now)
         reply = self._order_reply(order)
+        # modifyId (2026-07): the one sent, else one the fake numbers (its form is unconfirmed).
         modify_id = params.get("modifyId")
-        if not _missing(modify_id):
-            reply["modifyId"] = modify_id
+        if _missing(modify_id):
+            modify_id = self.next_modify_id
+            self.next_modify_id += 1
+        reply["modifyId"] = modify_id
         return reply
 
     # ---- algoOrder.place -------------------------------------------------------------------
@@ -1805,10 +1891,10 @@ class Exchange:
             "side": side,
             "positionSide": position_side,
             "timeInForce": tif,
-            "quantity": quantity[0] if quantity is not None else "0",
+            "quantity": spec.qty_text(quantity[1]) if quantity is not None else "0",
             "algoStatus": "NEW",
-            "triggerPrice": trigger[0] if trigger is not None else zero_price,
-            "price": price[0] if price is not None else zero_price,
+            "triggerPrice": spec.price_text(trigger[1]) if trigger is not None else zero_price,
+            "price": spec.price_text(price[1]) if price is not None else zero_price,
             "icebergQuantity": None,
             "selfTradePreventionMode": stp,
             "workingType": working_type,
@@ -1823,7 +1909,9 @@ class Exchange:
         }
         if trailing:
             assert callback is not None
-            algo["activatePrice"] = activate[0] if activate is not None else zero_price
+            algo["activatePrice"] = (
+                spec.price_text(activate[1]) if activate is not None else zero_price
+            )
             algo["callbackRate"] = callback[0]
         self.algo_orders[algo_id] = algo
         self.algo_orders_by_client_id[algo["clientAlgoId"]] = algo

@@ -184,6 +184,7 @@ class StreamSession:
     received: deque[float] = field(default_factory=deque)
     max_streams: int = MAX_STREAMS
     check_private: Optional[Callable[[str], Optional[tuple[int, str]]]] = None
+    subscribe_requests: int = 0  # SUBSCRIBE frames answered (refused ones too)
 
     def over_rate(self, now: float, limit: int) -> bool:
         """Record one incoming message at ``now`` (seconds); True when over ``limit`` per s."""
@@ -255,6 +256,8 @@ class StreamSession:
     def _subscribe(
         self, subscribe: bool, params: list[Any], request_id: Any
     ) -> tuple[dict[str, Any], list[str], list[str]]:
+        if subscribe:
+            self.subscribe_requests += 1
         names: list[str] = []
         for item in params:
             if not isinstance(item, str) or not item:

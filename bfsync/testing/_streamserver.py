@@ -20,8 +20,10 @@ import struct
 import threading
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Optional, Union
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +31,7 @@ from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
+from . import _triggers
 from ._book import Book, LevelInput, to_levels
 from ._engine import MSG_NO_LISTEN_KEY, ApiError, Exchange, SymbolSpec, fmt
 from ._streams import (
@@ -101,7 +104,17 @@ def _wrap(name: str, text: str) -> str:
 class _StreamConn:
     """One stream connection; touched only on the server thread (``keys`` under the lock)."""
 
-    __slots__ = ("index", "keys", "opened_at", "route", "session", "silenced_until", "ws")
+    __slots__ = (
+        "held",
+        "index",
+        "keys",
+        "last_ping",
+        "opened_at",
+        "route",
+        "session",
+        "silenced_until",
+        "ws",
+    )
 
     def __init__(
         self, ws: ServerConnection, index: int, path: StreamPath, opened_at: float
@@ -111,16 +124,29 @@ class _StreamConn:
         self.route = path.route
         self.session = StreamSession(path.route, combined=path.combined)
         self.opened_at = opened_at
+        self.last_ping = opened_at
         self.silenced_until = 0.0  # loop time; events are not sent before it
         # private: listenKey -> event types delivered (None: all)
         self.keys: dict[str, Optional[set[str]]] = {}
+        self.held: Optional[list[bytes]] = []  # written during the handshake; None: flushed
 
     def write(self, data: bytes) -> bool:
         """Hand complete frames to the socket; False once the connection is closing."""
-        if self.ws.state is not State.OPEN:
+        state = self.ws.state
+        if state is State.CONNECTING and self.held is not None:
+            self.held.append(data)
+            return True
+        if state is not State.OPEN:
             return False
+        self.flush()
         self.ws.transport.write(data)
         return True
+
+    def flush(self) -> None:
+        """Send what was written during the handshake (once the connection is open)."""
+        held, self.held = self.held, None
+        if held and self.ws.state is State.OPEN:
+            self.ws.transport.write(b"".join(held))
 
 
 class _StreamHub:
@@ -129,6 +155,7 @@ class _StreamHub:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.conns: dict[int, _StreamConn] = {}
+        self.opening: dict[ServerConnection, _StreamConn] = {}  # handshake accepted, not served
         self.index: dict[str, set[_StreamConn]] = {}  # canonical stream -> receiving conns
         self.next_index = 0
         self.task_loop: Optional[asyncio.AbstractEventLoop] = None
@@ -204,6 +231,10 @@ class StreamsMixin:
         _cond: threading.Condition
         _exchange: Exchange
         _host: str
+        _pings_sent: int
+        ping_interval: Optional[float]
+
+        def _on_pong(self, future: asyncio.Future[Any]) -> None: ...
 
         @property
         def port(self) -> int: ...
@@ -268,6 +299,21 @@ class StreamsMixin:
             stats["subscriptions"] = sum(len(c.session.subscriptions) for c in hub.conns.values())
         return stats
 
+    @property
+    def stream_buffered_bytes(self) -> int:
+        """
+        Bytes published but not yet taken by the clients' sockets (the largest backlog of
+        any stream connection): a benchmark can pace ``publish_many`` on it.
+        """
+        hub = self._hub
+        with hub.lock:
+            conns = list(hub.conns.values())
+        sizes = [0]
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closed meanwhile
+                sizes.append(conn.ws.transport.get_write_buffer_size())
+        return max(sizes)
+
     def stream_subscriptions(self, route: Optional[str] = None) -> list[list[str]]:
         """The subscriptions of each open stream connection (of ``route``), oldest first."""
         _check_route(route)
@@ -291,28 +337,43 @@ class StreamsMixin:
         """
         return self.publish_many(stream, [payload])
 
-    def publish_many(self, stream: str, payloads: Iterable[Any]) -> int:
+    def publish_many(self, stream: str, payloads: Iterable[Any], wait: bool = False) -> int:
         """
         ``publish()`` for many events of one stream at once (one hand-off to the server
         thread, one socket write per connection): the fast path for benchmarks. Returns how
-        many connections they go to.
+        many connections they go to. ``wait=True``: return once the frames were handed to
+        the sockets (within 5 s; then ``stream_buffered_bytes`` shows what the clients have
+        not taken yet, to pace a publisher). Not from the server thread with ``wait``.
         """
         if not isinstance(stream, str) or not stream:
             raise ValueError("stream must be a non-empty str")
         name = canonical(stream)
         texts = [p if isinstance(p, str) else _dumps(p) for p in payloads]
-        return self._send_texts(name, texts)
+        if wait and threading.current_thread() is self._thread:
+            raise RuntimeError("publish_many(wait=True) cannot be called from the server thread")
+        return self._send_texts(name, texts, wait)
 
-    def _send_texts(self, name: str, texts: list[str]) -> int:
+    def _send_texts(self, name: str, texts: list[str], wait: bool = False) -> int:
         hub = self._hub
         count = hub.receivers(name)
         loop = self._loop
         if not count or not texts or loop is None:
             return 0
+        done: Optional[threading.Event] = threading.Event() if wait else None
+
+        def run() -> None:
+            try:
+                hub.deliver(name, texts)
+            finally:
+                if done is not None:
+                    done.set()
+
         try:
-            loop.call_soon_threadsafe(hub.deliver, name, texts)
+            loop.call_soon_threadsafe(run if wait else partial(hub.deliver, name, texts))
         except RuntimeError:  # the loop closed: stopped
             return 0
+        if done is not None:
+            done.wait(5.0)
         return count
 
     def _spec(self, symbol: str) -> SymbolSpec:
@@ -773,6 +834,41 @@ class StreamsMixin:
                 loop.call_soon_threadsafe(self._check_listen_keys)
         return bool(owners)
 
+    def move_price(self, symbol: str, price: Number) -> tuple[int, int]:
+        """
+        Move ``symbol``'s price (as ``set_price``) and let the market react: resting LIMIT
+        orders the price crosses fill at their price, and algo orders whose trigger it meets
+        trigger (STOP: BUY at or above, SELL at or below the trigger; TAKE_PROFIT the reverse;
+        trailing orders at their ``activatePrice``). User-data events follow. Returns
+        ``(orders filled, algo orders triggered)``.
+        """
+        value = Decimal(_num(price, Decimal(0), 12, "price"))
+        if value <= 0:
+            raise ValueError(f"price must be > 0, got {price!r}")
+        with self._cond:
+            self._spec(symbol)
+            result = _triggers.move_price(self._exchange, symbol, value, self._now_ms())
+        self._push_user_events()
+        return result
+
+    def trigger_algo_order(self, algo_id: int) -> JsonDict:
+        """
+        Trigger algo order ``algo_id`` now, whatever the price: ALGO_UPDATE TRIGGERING and
+        TRIGGERED, the order it places (MARKET; LIMIT at its price for STOP / TAKE_PROFIT)
+        with its ORDER_TRADE_UPDATE events, and FINISHED once that order filled. Returns a
+        copy of the placed order. ``KeyError`` if unknown; ``ValueError`` unless it is NEW.
+        """
+        with self._cond:
+            order = _triggers.trigger_algo(self._exchange, algo_id, self._now_ms())
+        self._push_user_events()
+        return order
+
+    def _push_user_events(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopped
+                loop.call_soon_threadsafe(self._stream_after_frame)
+
     def _live_keys(self) -> set[str]:
         with self._cond:
             return set(self._exchange.active_listen_keys(self._now_ms()).values())
@@ -835,6 +931,9 @@ class StreamsMixin:
         """The handshake answer for a stream path that cannot be served (else None)."""
         path = parse_path(request.path)
         if path is None:
+            route = urlsplit(request.path).path.strip("/").split("/")[0]
+            if route in ROUTES:  # /public, /market/v1, ...: neither /ws nor /stream
+                return connection.respond(HTTPStatus.NOT_FOUND, "Not a stream path.\n")
             return None
         hub = self._hub
         if len(path.streams) > hub.max_streams:
@@ -848,10 +947,17 @@ class StreamsMixin:
                 return connection.respond(
                     HTTPStatus.BAD_REQUEST, _dumps({"code": -1125, "msg": MSG_NO_LISTEN_KEY}) + "\n"
                 )
+        conn = self._open_stream(connection, path)
+        with hub.lock:
+            hub.opening[connection] = conn
         return None
 
-    async def _serve_stream(self, ws: ServerConnection, path: StreamPath) -> None:
-        """Serve one stream connection until it closes (server thread)."""
+    def _open_stream(self, ws: ServerConnection, path: StreamPath) -> _StreamConn:
+        """
+        Register a connection and its URL's subscriptions (server thread). Called while its
+        handshake is accepted, so an event published once the client is connected reaches
+        it (frames written before the handshake completes are held until it does).
+        """
         hub = self._hub
         loop = asyncio.get_running_loop()
         if hub.task_loop is not loop:
@@ -867,24 +973,44 @@ class StreamsMixin:
             hub.conns[index] = conn
             hub.stats["connections_total"] += 1
         if path.route == "private":
-            conn.session.check_private = self._private_check
             if not (path.path_key and not self.private_path_form):
                 for key, events in path.listen_keys:
                     self._bind(conn, key, events)
         else:
-            for name in path.streams:
-                conn.session.subscriptions[name] = None
+            with hub.lock:
+                for name in path.streams:
+                    conn.session.subscriptions[name] = None
             hub.add_to_index(conn, path.streams)
+        return conn
+
+    async def _serve_stream(self, ws: ServerConnection, path: StreamPath) -> None:
+        """Serve one stream connection until it closes (server thread)."""
+        hub = self._hub
+        with hub.lock:
+            conn = hub.opening.pop(ws, None)
+        if conn is None:
+            conn = self._open_stream(ws, path)
+        conn.flush()
+        index = conn.index
         try:
             async for message in ws:
                 await self._on_stream_message(conn, message)
         except ConnectionClosed:
             pass
         finally:
-            hub.remove_from_index(conn, list(conn.session.subscriptions))
             with hub.lock:
                 hub.conns.pop(index, None)
-                conn.keys.clear()
+                self._forget(conn)
+
+    def _forget(self, conn: _StreamConn) -> None:
+        """Take ``conn`` out of the delivery index (hub lock held)."""
+        conn.keys.clear()
+        for name in conn.session.subscriptions:
+            receivers = self._hub.index.get(name)
+            if receivers is not None:
+                receivers.discard(conn)
+                if not receivers:
+                    del self._hub.index[name]
 
     async def _on_stream_message(self, conn: _StreamConn, message: Union[str, bytes]) -> None:
         hub = self._hub
@@ -898,7 +1024,15 @@ class StreamsMixin:
                 hub.stats["closed_for_rate"] += 1
             self._spawn(conn.ws.close(1008, "Too many messages"))
             return
-        reply, added, removed = conn.session.handle(message)
+        if conn.route == "private":  # listenKeys alive now, read before taking the hub lock
+            live = self._live_keys()
+            conn.session.check_private = lambda name: (
+                None if name.partition("@")[0] in live else (-1125, MSG_NO_LISTEN_KEY)
+            )
+        with hub.lock:  # the subscriptions are read by other threads (stream_subscriptions)
+            before = conn.session.subscribe_requests
+            reply, added, removed = conn.session.handle(message)
+            hub.stats["subscribe_requests"] += conn.session.subscribe_requests - before
         if conn.route == "private":
             for name in added:
                 key, _, event = name.partition("@")
@@ -906,18 +1040,9 @@ class StreamsMixin:
             for name in removed:
                 self._unbind(conn, name)
         else:
-            if isinstance(message, str) and '"SUBSCRIBE"' in message:
-                with hub.lock:
-                    hub.stats["subscribe_requests"] += 1
             hub.add_to_index(conn, added)
             hub.remove_from_index(conn, removed)
         conn.write(_frame(_dumps(reply)))
-
-    def _private_check(self, name: str) -> Optional[tuple[int, str]]:
-        key = name.partition("@")[0]
-        if key not in self._live_keys():
-            return -1125, MSG_NO_LISTEN_KEY
-        return None
 
     def _bind(
         self, conn: _StreamConn, key: str, events: Optional[str], replace: bool = True
@@ -953,6 +1078,17 @@ class StreamsMixin:
             else:
                 current.discard(event)
 
+    async def _stream_ping(self, conn: _StreamConn) -> None:
+        if conn.ws.state is not State.OPEN:
+            return
+        try:
+            waiter = await conn.ws.ping()
+        except ConnectionClosed:
+            return
+        with self._cond:
+            self._pings_sent += 1
+        asyncio.ensure_future(waiter).add_done_callback(self._on_pong)
+
     async def _stream_housekeeping(self) -> None:
         """Close connections at their age, notice expired listenKeys, push user events."""
         hub = self._hub
@@ -971,8 +1107,20 @@ class StreamsMixin:
                 hub.stats["aged_out"] += len(old)
                 for name in [r for r, until in hub.route_silence.items() if until <= now]:
                     del hub.route_silence[name]
+                for ws, conn in list(hub.opening.items()):
+                    if ws.state is State.CLOSED:  # the handshake failed after all
+                        del hub.opening[ws]
+                        hub.conns.pop(conn.index, None)
+                        self._forget(conn)
             for conn in old:
                 self._spawn(conn.ws.close(code, "connection reached its maximum age"))
+            interval = self.ping_interval
+            if interval is not None and interval > 0:
+                with hub.lock:
+                    due = [c for c in hub.conns.values() if now - c.last_ping >= interval]
+                for conn in due:
+                    conn.last_ping = now
+                    self._spawn(self._stream_ping(conn))
             try:
                 self._check_listen_keys()
                 self._stream_after_frame()

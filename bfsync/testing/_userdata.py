@@ -23,6 +23,7 @@ __all__ = [
     "order_amended",
     "order_placed",
     "order_update",
+    "trade",
 ]
 
 JsonDict = dict[str, Any]
@@ -93,14 +94,21 @@ def _order_event(
     }
 
 
-def _trade(
-    ex: Exchange, order: Mapping[str, Any], spec: SymbolSpec, qty: Decimal, now: int
+def trade(
+    ex: Exchange,
+    order: Mapping[str, Any],
+    spec: SymbolSpec,
+    qty: Decimal,
+    now: int,
+    price: Optional[Decimal] = None,
 ) -> None:
-    """TRADE_LITE, ORDER_TRADE_UPDATE (x TRADE) and ACCOUNT_UPDATE of one fill."""
+    """TRADE_LITE, ORDER_TRADE_UPDATE (x TRADE) and ACCOUNT_UPDATE of one fill at ``price``."""
     events = ex.user_events
-    assert events is not None
+    if events is None:
+        return
     trade_id = next(_TRADE_IDS)
-    price = spec.price
+    if price is None:
+        price = spec.price
     pp, qp = spec.price_precision, spec.quantity_precision
     events.append(
         {
@@ -175,7 +183,7 @@ def order_placed(
         accepted.update(status="NEW", executedQty=_text(_ZERO, spec.quantity_precision))
         accepted["avgPrice"] = _text(_ZERO, spec.price_precision)
         events.append(_order_event(ex, accepted, spec, "NEW", now))
-        _trade(ex, order, spec, filled, now)
+        trade(ex, order, spec, filled, now)
         return
     if status == "EXPIRED":
         accepted = dict(order)
@@ -208,7 +216,7 @@ def order_amended(
         amended["executedQty"] = _text(executed_before, spec.quantity_precision)
     events.append(_order_event(ex, amended, spec, "AMENDMENT", now))
     if status == "FILLED":
-        _trade(ex, order, spec, Decimal(order["executedQty"]) - executed_before, now)
+        trade(ex, order, spec, Decimal(order["executedQty"]) - executed_before, now)
     elif status == "CANCELED":
         events.append(_order_event(ex, order, spec, "CANCELED", now))
 

@@ -6,7 +6,7 @@ a daemon thread) on ``127.0.0.1`` and an ephemeral port, speaks the ws-fapi fram
 checks signatures and timestamps like Binance, and answers from a small deterministic market
 (BTCUSDT at 50000, ETHUSDT at 3000) and account (10000 USDT). Tests can script replies, delay
 or withhold them, drop connections, skew the server clock and inject faults (a stalled peer,
-refused handshakes, connections closed at an age, duplicate replies, garbage frames)::
+refused or hung handshakes, connections closed at an age, duplicate replies, garbage frames)::
 
     from bfsync.testing import FakeExchange
 
@@ -50,6 +50,7 @@ from websockets.http11 import Response as HttpResponse
 from websockets.protocol import State
 
 from ._engine import Exchange, Position, Session, SymbolSpec, make_key
+from ._rest import RestServer
 from ._streams import parse_path
 from ._streamserver import StreamsMixin
 
@@ -171,6 +172,11 @@ class FakeExchange(StreamsMixin):
         self._replies_duplicated = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._garbage_ids = 900_000_000_000_000
+        self._rest = RestServer(self, host)  # the REST side, on the same engine
+        self._hanging = False  # hang_handshakes(): accept TCP, never answer the upgrade
+        self._hang_remaining: Optional[int] = None
+        self._hang_generation = 0  # accept_handshakes() ends the hangs of older generations
+        self._handshakes_hung = 0
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -222,6 +228,7 @@ class FakeExchange(StreamsMixin):
             raise RuntimeError(
                 f"FakeExchange could not start on {self._host}:{self._port}: {self._start_error}"
             ) from self._start_error
+        self._rest.start()
         return self
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
@@ -235,6 +242,7 @@ class FakeExchange(StreamsMixin):
         with self._cond:
             thread, loop, event = self._thread, self._loop, self._stop_event
             self._thread = None
+        self._rest.stop(timeout)
         if thread is None:
             return
         if loop is not None and event is not None:
@@ -312,6 +320,16 @@ class FakeExchange(StreamsMixin):
     def url(self) -> str:
         """``ws://127.0.0.1:PORT/ws-fapi/v1`` (any path is accepted)."""
         return f"ws://{self._host}:{self.port}/ws-fapi/v1"
+
+    @property
+    def rest_url(self) -> str:
+        """
+        The REST base URL (``http://127.0.0.1:PORT``, its own port), for
+        ``config["rest_url"]``; the same after ``stop()``.
+        """
+        if self._bound_port is None:
+            raise RuntimeError("FakeExchange is not started: use start() or `with`")
+        return self._rest.url
 
     @property
     def connection_count(self) -> int:
@@ -531,8 +549,29 @@ class FakeExchange(StreamsMixin):
         with self._cond:
             self._exchange.add_rule(self._exchange.withholds, method, True, times)
 
+    def fail_after_processing(
+        self,
+        method: str,
+        status: int = 503,
+        code: Optional[int] = None,
+        times: Optional[int] = 1,
+        msg: Optional[str] = None,
+    ) -> None:
+        """
+        Handle the next ``times`` requests of ``method`` (``None``: all) as usual (an order is
+        placed) but answer ``{"status": status, "error": {"code": code, "msg": ...}}`` instead of
+        the result: Binance's "execution status unknown" (status 5xx, or code -1006 / -1007).
+        ``code=None`` leaves ``code`` out of the error. A scripted or withheld request does not
+        use it up; a delay applies to it.
+
+        Raises:
+            ValueError: ``status`` not in 400-599, ``code`` not an int, bad ``times``.
+        """
+        with self._cond:
+            self._exchange.add_failure(method, status, code, msg, times)
+
     def clear_scripts(self) -> None:
-        """Forget every ``script``, ``delay`` and ``withhold`` not yet used up."""
+        """Forget every ``script``, ``delay``, ``withhold`` and ``fail_after_processing`` left."""
         with self._cond:
             self._exchange.clear_scripts()
 
@@ -693,10 +732,41 @@ class FakeExchange(StreamsMixin):
             self._refuse_status = status
 
     def accept_handshakes(self) -> None:
-        """Stop refusing handshakes (see ``refuse_handshakes()``)."""
+        """Stop refusing or hanging handshakes; hung ones are then refused (HTTP 503)."""
         with self._cond:
             self._refusing = False
             self._refuse_remaining = None
+            self._hanging = False
+            self._hang_remaining = None
+            self._hang_generation += 1
+
+    def hang_handshakes(self, count: Optional[int] = None) -> None:
+        """
+        Accept the TCP connection of the next ``count`` WebSocket handshakes (``None``: every
+        one until ``accept_handshakes()`` or ``clear_faults()``) but never answer the HTTP
+        upgrade, like a server that hangs. A hung handshake is answered 503 by
+        ``accept_handshakes()``, or closed by the server after 10 s. ``handshakes_hung`` counts.
+        """
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
+            raise ValueError(f"count must be a positive int or None, got {count!r}")
+        with self._cond:
+            self._hanging = True
+            self._hang_remaining = count
+
+    @property
+    def handshakes_hung(self) -> int:
+        """Handshakes left unanswered by ``hang_handshakes()`` since construction."""
+        with self._cond:
+            return self._handshakes_hung
+
+    async def _hang(self, connection: ServerConnection, generation: int) -> HttpResponse:
+        """Hold a handshake until ``accept_handshakes()`` or the server stops."""
+        stop = self._stop_event
+        while generation == self._hang_generation and not (stop is not None and stop.is_set()):
+            await asyncio.sleep(_TICK)
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "FakeExchange hung up.\n")
 
     @property
     def handshakes_refused(self) -> int:
@@ -771,11 +841,12 @@ class FakeExchange(StreamsMixin):
             raise ValueError(f"kind must be one of {', '.join(_GARBAGE_KINDS)}; got {kind!r}")
         return self.push(data)
 
-    def push(self, data: Union[str, bytes]) -> int:
+    def push(self, data: Union[str, bytes], text: bool = False) -> int:
         """
         Send ``data`` as one frame (``str``: text, ``bytes``: binary) to every open connection
         now, unasked; returns how many got it. On return the frame has been handed to each
-        socket (a stalled connection gets it when its stall ends).
+        socket (a stalled connection gets it when its stall ends). ``text=True`` sends
+        ``bytes`` as a text frame as they are, even if they are not valid UTF-8 (websockets 14+).
         """
         if not isinstance(data, (str, bytes)):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
@@ -784,7 +855,7 @@ class FakeExchange(StreamsMixin):
             return 0
         if threading.current_thread() is self._thread:
             raise RuntimeError("push() cannot be called from the server thread")
-        future = asyncio.run_coroutine_threadsafe(self._push(data), loop)
+        future = asyncio.run_coroutine_threadsafe(self._push(data, text), loop)
         return future.result(_STOP_TIMEOUT)
 
     def clear_faults(self) -> None:
@@ -802,14 +873,17 @@ class FakeExchange(StreamsMixin):
             self._garbage_ids += 1
             return self._garbage_ids
 
-    async def _push(self, data: Union[str, bytes]) -> int:
+    async def _push(self, data: Union[str, bytes], text: bool = False) -> int:
         targets = [c for c in self._snapshot() if c.ws.state is State.OPEN and not c.discarded]
         for connection in targets:
             if connection.stalled:
                 self._track(connection, self._send(connection, data, 0.0, 1))
             else:
                 with contextlib.suppress(ConnectionClosed):
-                    await connection.ws.send(data)
+                    if text and isinstance(data, bytes):
+                        await connection.ws.send(data, text=True)
+                    else:
+                        await connection.ws.send(data)
         return len(targets)
 
     def _in_loop(self, fn: Callable[[], T], default: T) -> T:
@@ -855,11 +929,18 @@ class FakeExchange(StreamsMixin):
         if timer is not None:
             timer.cancel()
 
-    def _process_request(
-        self, connection: ServerConnection, request: HttpRequest
-    ) -> Optional[HttpResponse]:
-        """websockets' ``process_request`` hook: refuse the handshake when asked to."""
+    def _process_request(self, connection: ServerConnection, request: HttpRequest) -> Any:
+        """websockets' ``process_request`` hook: refuse or hang the handshake when asked to."""
         with self._cond:
+            if self._hanging:
+                if self._hang_remaining is not None:
+                    self._hang_remaining -= 1
+                    if self._hang_remaining <= 0:
+                        self._hanging = False
+                        self._hang_remaining = None
+                self._handshakes_hung += 1
+                self._cond.notify_all()
+                return self._hang(connection, self._hang_generation)
             if not self._refusing:
                 return self._stream_refusal(connection, request)
             if self._refuse_remaining is not None:
@@ -943,11 +1024,12 @@ class FakeExchange(StreamsMixin):
                 sent = outcome.record
                 copies = self._duplicates(sent.get("method") if sent is not None else None)
             self._cond.notify_all()
-        if outcome.reply is not None:
-            self._track(
-                connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
-            )
-        self._stream_after_frame()  # user-data events the request caused
+        self._stream_after_frame()  # user-data events the request caused (_streamserver.py)
+        if outcome.reply is None:
+            return
+        self._track(
+            connection, self._send(connection, _dumps(outcome.reply), outcome.delay, copies)
+        )
 
     @staticmethod
     async def _send(

@@ -16,7 +16,17 @@ from .rawclient import Client
 
 KEY_KINDS = ("HMAC", "RSA", "Ed25519")
 Credentials = tuple[str, str]
-CLIENT_THREADS = ("bfsync-io", "bfsync-dispatch", "bfsync-connect")
+# Every thread a bfsync client may start (FakeExchange's own threads are not among them).
+CLIENT_THREADS = (
+    "bfsync-io",
+    "bfsync-dispatch",
+    "bfsync-rest",
+    "bfsync-connect",
+    "bfsync-deadline",
+    "bfsync-deliver",
+    "bfsync-market",
+    "bfsync-book",
+)
 
 
 def client_threads() -> list[str]:
@@ -49,7 +59,13 @@ def make_service(
 
     def make(kind: str = "HMAC", validation: bool = False, **config: Any) -> WebSocketService:
         api_key, key = credentials[kind]
-        settings = {"ws_url": fx.url, "request_timeout": 5, "connection_timeout": 5, **config}
+        settings = {
+            "ws_url": fx.url,
+            "rest_url": fx.rest_url,
+            "request_timeout": 5,
+            "connection_timeout": 5,
+            **config,
+        }
         service = WebSocketService(api_key, key, validation, settings)
         services.append(service)
         service.connect()

@@ -49,7 +49,7 @@ def test_order_status_modify_cancel(make_service: MakeService) -> None:
 
     assert ["NEW", "NEW"] == [r["result"]["status"] for r in status]
     assert "0.004" == modified["result"]["origQty"]
-    assert "40000.2" == modified_again["result"]["price"]
+    assert "40000.20" == modified_again["result"]["price"]
     assert "CANCELED" == cancelled["result"]["status"]
     with pytest.raises(RequestError) as info:
         ws.cancel_order(wait_for_response=False, symbol="BTCUSDT", orderId=order_id).result(5)
@@ -126,7 +126,6 @@ def filtered(make_service: MakeService, fx: FakeExchange) -> Any:
 # (kind, keywords that break a filter, filter named, the keyword to round, round with)
 BREAKING: list[tuple[str, dict[str, Any], str, str, str]] = [
     ("LIMIT", {"price": "50000.05", "quantity": "0.003"}, "PRICE_FILTER", "price", "price"),
-    ("LIMIT", {"price": "100", "quantity": "0.3"}, "PRICE_FILTER", "price", "price"),
     ("LIMIT", {"price": "50000", "quantity": "0.0035"}, "LOT_SIZE", "quantity", "quantity"),
     ("LIMIT", {"price": "50000", "quantity": "5000"}, "LOT_SIZE", "quantity", "quantity"),
     ("MARKET", {"quantity": "150"}, "MARKET_LOT_SIZE", "quantity", "market"),
@@ -189,6 +188,19 @@ def test_symbol_must_be_trading(filtered: WebSocketService) -> None:
     """An order on a symbol that is not TRADING is refused before sending."""
     with pytest.raises(OrderValidationError, match="OLDUSDT"):
         filtered.place_market_order(symbol="OLDUSDT", side="BUY", quantity="1")
+
+
+def test_price_below_min_price_is_refused_and_not_rounded_up(
+    filtered: WebSocketService, fx: FakeExchange
+) -> None:
+    """Below minPrice the order is refused, and round_price refuses too (never rounds up)."""
+    with pytest.raises(OrderValidationError, match="PRICE_FILTER minPrice"):
+        filtered.place_limit_order(
+            symbol="BTCUSDT", side="BUY", price="100", quantity="0.3", timeInForce="GTC"
+        )
+    with pytest.raises(OrderValidationError, match="below PRICE_FILTER minPrice"):
+        filtered.round_price("BTCUSDT", "100")
+    assert [] == fx.requests
 
 
 def test_rounding_helpers(filtered: WebSocketService) -> None:

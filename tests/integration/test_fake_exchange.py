@@ -427,11 +427,11 @@ ORDER_FIELDS = {
 
 
 def test_limit_order_shape(fx: FakeExchange, client: Client, hmac_key: Any) -> None:
-    """A resting LIMIT order: NEW, the strings sent, ids incrementing, kept in fx.orders."""
+    """A resting LIMIT order: NEW, price and quantity by the symbol's precision, ids growing."""
     first = client.call("order.place", signed(fx, hmac_key, dict(LIMIT_BUY)))["result"]
     assert set(first) == ORDER_FIELDS
     assert first["status"] == "NEW"
-    assert (first["price"], first["origQty"]) == ("49000.0", "0.010")
+    assert (first["price"], first["origQty"]) == ("49000.00", "0.010")
     assert first["executedQty"] == "0.000" and first["avgPrice"] == "0.00"
     assert first["reduceOnly"] is False and first["positionSide"] == "BOTH"
     assert first["clientOrderId"]
@@ -640,8 +640,8 @@ def test_algo_order_place(fx: FakeExchange, client: Client, hmac_key: Any, order
         "algo-1",
     )
     assert result["algoType"] == "CONDITIONAL" and result["icebergQuantity"] is None
-    if "triggerPrice" in order:
-        assert result["triggerPrice"] == order["triggerPrice"]
+    if "triggerPrice" in order:  # written with BTCUSDT's pricePrecision, 2
+        assert result["triggerPrice"] == order["triggerPrice"] + ".00"
     assert result["closePosition"] is ("closePosition" in order)
     assert fx.algo_orders[result["algoId"]]["algoStatus"] == "NEW"
 
@@ -942,7 +942,7 @@ def test_stop_leaves_no_thread() -> None:
     """stop() joins the server thread, even with a client that never reads; it is idempotent."""
     before = len(_fake_threads())
     fx = FakeExchange().start()
-    assert len(_fake_threads()) == before + 1
+    assert len(_fake_threads()) == before + 2  # the WebSocket server and the REST server
     c = Client(fx.url)
     try:
         c.call("session.status")

@@ -359,15 +359,15 @@ def test_order_modify_changes_price_and_qty(fx: FakeExchange, client: Client, ke
     placed = place(client, fx, key)
     reply = modify(client, fx, key, placed["orderId"], price="48000.0", quantity="0.020")
     result = result_of(reply)
-    assert ("48000.0", "0.020", "NEW", placed["orderId"]) == (
+    assert ("48000.00", "0.020", "NEW", placed["orderId"]) == (
         result["price"],
         result["origQty"],
         result["status"],
         result["orderId"],
     )
-    assert "time" not in result and "modifyId" not in result
+    assert "time" not in result and isinstance(result["modifyId"], int)  # numbered by the fake
     stored = fx.order(placed["orderId"])
-    assert ("48000.0", "0.020") == (stored["price"], stored["origQty"])
+    assert ("48000.00", "0.020") == (stored["price"], stored["origQty"])
     assert [("ORDERS", 10, 2), ("ORDERS", 1, 2)] == [
         (r["rateLimitType"], r["intervalNum"], r["count"]) for r in reply["rateLimits"][1:]
     ]
@@ -387,7 +387,7 @@ def test_order_modify_by_client_id_echoes_modify_id(
         "modifyId": "m-7",
     }
     result = result_of(client.call("order.modify", signed(fx, key, params)))
-    assert ("mod-1", "48500.0", "m-7") == (
+    assert ("mod-1", "48500.00", "m-7") == (
         result["clientOrderId"],
         result["price"],
         result["modifyId"],
@@ -443,7 +443,7 @@ def test_order_modify_errors(
     order_id = change.pop("orderId", placed["orderId"])
     reply = modify(client, fx, key, order_id, **change)
     assert (400, code) == error_of(reply)
-    assert ("49000.0", "0.010") == (
+    assert ("49000.00", "0.010") == (
         fx.order(placed["orderId"])["price"],
         fx.order(placed["orderId"])["origQty"],
     )
@@ -674,7 +674,7 @@ def test_orders_1m_429_counts_modify(fx: FakeExchange, client: Client, key: Key)
     refused = modify(client, fx, key, placed["orderId"], price="47000.0")
     assert (429, -1015) == error_of(refused)
     assert "Too many new orders; current limit is 2 orders per MINUTE." == refused["error"]["msg"]
-    assert "48000.0" == fx.order(placed["orderId"])["price"]
+    assert "48000.00" == fx.order(placed["orderId"])["price"]
 
 
 def test_orders_counted_per_api_key(fx: FakeExchange, connect: Any, key: Key) -> None:

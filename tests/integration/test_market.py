@@ -47,6 +47,7 @@ def make_market(fx: FakeExchange) -> Iterator[Callable[..., MarketService]]:
     def make(handler: Any = None, **config: Any) -> MarketService:
         settings = {
             "stream_url": fx.stream_url,
+            "rest_url": fx.rest_url,
             "request_timeout": scaled(5),
             "connection_timeout": scaled(5),
             "reconnect_delay": 0.05,
@@ -158,6 +159,7 @@ def test_one_message_at_a_time_is_paced_too(
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(call, range(30)))
+    assert fx.stream_stats["control_messages"] >= 15  # LIST_SUBSCRIPTIONS are never merged
     assert 0 == fx.stream_stats["closed_for_rate"]
 
 
@@ -177,6 +179,8 @@ def test_a_dropped_route_reconnects_resubscribes_and_reports_the_gap(
 ) -> None:
     """After the server drops /public: a gap event, a new connection, the same streams."""
     ms = make_market()
+    states: list[State] = []
+    ms.on_state_change = states.append
     ms.subscribe_book_ticker(["BTCUSDT", "ETHUSDT"])
     ms.subscribe_aggregate_trade(["BTCUSDT"])
     assert 1 == fx.drop_stream_connections("public")
@@ -189,7 +193,9 @@ def test_a_dropped_route_reconnects_resubscribes_and_reports_the_gap(
     assert ["btcusdt@bookTicker", "ethusdt@bookTicker"] == gaps[0]["streams"]
     assert payload == events[-1]
     assert State.CONNECTED == ms.state
+    wait_for(lambda: [State.RECONNECTING, State.CONNECTED] == states)
     assert [["btcusdt@aggTrade"]] == fx.stream_subscriptions("market")
+    assert 1 == ms.gaps
 
 
 def test_rotation_loses_nothing_and_delivers_nothing_twice(
@@ -382,47 +388,68 @@ def ws_depth(fx: FakeExchange) -> Iterator[Callable[[str, int], dict[str, Any]]]
     client.close()
 
 
-def ticks_until(fx: FakeExchange, done: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Publish depth diffs (alternating a bid quantity) until ``done()``; bounded."""
-    end = time.monotonic() + scaled(seconds)
-    i = 0
-    while not done():
-        if time.monotonic() > end:
-            raise AssertionError(f"not done within {scaled(seconds)} s")
-        i += 1
-        fx.publish_depth("BTCUSDT", bids=[("49999.00", f"{1 + i % 5}")])
-        time.sleep(0.01)
+class Ticker:
+    """Publishes depth diffs of BTCUSDT and remembers the last one."""
 
+    def __init__(self, fx: FakeExchange) -> None:
+        self.fx = fx
+        self.count = 0
+        self.last: dict[str, Any] = {}
 
-def matches_the_fake(fx: FakeExchange, book: Any, n: int = 20) -> bool:
-    """The book's top n levels equal the fake's own book at the same update id."""
-    from decimal import Decimal
+    def publish(self, bids: Any = (), asks: Any = ()) -> None:
+        self.last = self.fx.publish_depth("BTCUSDT", bids=bids, asks=asks)
 
-    snap = fx.depth_snapshot("BTCUSDT", 20)
-    update_id, bids, asks = book.levels(n)
-    if update_id != snap["lastUpdateId"]:
-        return False
-    want_bids = [(Decimal(p), Decimal(q)) for p, q in snap["bids"][:n]]
-    want_asks = [(Decimal(p), Decimal(q)) for p, q in snap["asks"][:n]]
-    return bool(want_bids == bids and want_asks == asks)
+    def until(self, done: Callable[[], bool], seconds: float = 5.0) -> None:
+        """Publish diffs (alternating a bid quantity) until ``done()``; bounded."""
+        end = time.monotonic() + scaled(seconds)
+        while not done():
+            if time.monotonic() > end:
+                raise AssertionError(f"not done within {scaled(seconds)} s")
+            self.count += 1
+            self.publish(bids=[("49999.00", f"{1 + self.count % 5}")])
+            time.sleep(0.01)
+
+    def matches(self, book: Any, n: int = 20) -> bool:
+        """The book has applied the last diff and its top n levels equal the fake's book."""
+        from decimal import Decimal
+
+        snap = self.fx.depth_snapshot("BTCUSDT", 20)  # (taking one moves the fake's ids on)
+        update_id, bids, asks = book.levels(n)
+        want_bids = [(Decimal(p), Decimal(q)) for p, q in snap["bids"][:n]]
+        want_asks = [(Decimal(p), Decimal(q)) for p, q in snap["asks"][:n]]
+        return bool(update_id == self.last["u"] and want_bids == bids and want_asks == asks)
 
 
 def test_the_order_book_syncs_and_matches_the_fakes_book(
+    fx: FakeExchange, make_market: Callable[..., MarketService]
+) -> None:
+    """order_book() subscribes the diffs, syncs from a REST snapshot, equals the fake's book."""
+    ms = make_market()
+    book = ms.order_book("BTCUSDT", depth=100)  # snapshots: GET {rest_url}/fapi/v1/depth
+    assert book is ms.order_book("BTCUSDT", depth=100)
+    assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
+    ticker.publish(bids=[("49999.90", "0")], asks=[("50000.05", "3")])
+    wait_for(lambda: ticker.matches(book))
+    events = list(ms.events(timeout=scaled(0.3)))
+    assert [] == [e for e in events if e.get("e") == "depthUpdate"]  # not the caller's stream
+    assert ["synced"] == [e["status"] for e in events if e.get("e") == "bfsync.book"]
+    assert 1 == book.stats()["snapshots"]
+
+
+def test_the_order_book_over_a_ws_fapi_snapshot(
     fx: FakeExchange,
     make_market: Callable[..., MarketService],
     ws_depth: Callable[[str, int], dict[str, Any]],
 ) -> None:
-    """order_book() subscribes the diffs, syncs from a snapshot and equals the fake's book."""
+    """fetch_snapshot replaces REST, here with ws-fapi depth over a real socket."""
     ms = make_market()
-    book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    assert book is ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
-    ticks_until(fx, lambda: book.synced)
-    fx.publish_depth("BTCUSDT", bids=[("49999.90", "0")], asks=[("50000.05", "3")])
-    wait_for(lambda: matches_the_fake(fx, book))
-    events = list(ms.events(timeout=scaled(0.3)))
-    assert [] == [e for e in events if e.get("e") == "depthUpdate"]  # not the caller's stream
-    assert ["synced"] == [e["status"] for e in events if e.get("e") == "bfsync.book"]
+    book = ms.order_book("BTCUSDT", depth=20, fetch_snapshot=ws_depth)
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
+    ticker.publish(asks=[("50000.10", "4")])
+    wait_for(lambda: ticker.matches(book))
 
 
 def test_the_order_book_resyncs_after_a_gap_in_the_diffs(
@@ -433,12 +460,13 @@ def test_the_order_book_resyncs_after_a_gap_in_the_diffs(
     """A lost diff breaks the pu chain: the book goes out of sync, then resyncs by itself."""
     ms = make_market()
     book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    ticks_until(fx, lambda: book.synced)
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
     fx.depth_gap("BTCUSDT", bids=[("49998.00", "7")])
-    ticks_until(fx, lambda: book.gaps >= 1)
-    ticks_until(fx, lambda: book.synced)
-    fx.publish_depth("BTCUSDT", asks=[("50000.20", "0")])
-    wait_for(lambda: matches_the_fake(fx, book))
+    ticker.until(lambda: book.gaps >= 1)
+    ticker.until(lambda: book.synced)
+    ticker.publish(asks=[("50000.20", "0")])
+    wait_for(lambda: ticker.matches(book))
 
 
 def test_the_order_book_resyncs_after_a_reconnection(
@@ -450,11 +478,12 @@ def test_the_order_book_resyncs_after_a_reconnection(
     ms = make_market()
     ms.subscribe_diff_book_depth(["BTCUSDT"], update_speed=100)
     book = ms.order_book("BTCUSDT", depth=100, fetch_snapshot=ws_depth)
-    ticks_until(fx, lambda: book.synced)
+    ticker = Ticker(fx)
+    ticker.until(lambda: book.synced)
     fx.drop_stream_connections("public")
     fx.depth_gap("BTCUSDT", asks=[("50000.10", "9")])  # published while nobody listens
     wait_for(lambda: ms.reconnects == 1)
-    ticks_until(fx, lambda: book.synced and matches_the_fake(fx, book))
+    ticker.until(lambda: book.synced and ticker.matches(book))
     kinds = [e.get("e") for e in ms.events(timeout=scaled(0.3))]
     assert GAP in kinds
     assert "depthUpdate" in kinds  # the caller subscribed that stream too
@@ -472,7 +501,7 @@ def test_unsubscribing_a_books_stream_keeps_the_book_fed(
     ms.unsubscribe(["btcusdt@depth@100ms"])
     assert [["btcusdt@depth@100ms"]] == fx.stream_subscriptions("public")
     list(ms.events(timeout=0))
-    ticks_until(fx, lambda: book.synced)
+    Ticker(fx).until(lambda: book.synced)
     assert [] == [e for e in ms.events(timeout=scaled(0.2)) if e.get("e") == "depthUpdate"]
 
 
@@ -488,3 +517,42 @@ def test_order_book_arguments_are_checked_in_the_callers_thread(
     with pytest.raises(ValueError, match="depth"):
         ms.order_book("BTCUSDT", depth=0)
     assert [] == ms.list_subscriptions()
+
+
+def test_a_service_dropped_without_close_stops_its_threads(fx: FakeExchange) -> None:
+    """Garbage collection of a running service closes it: no thread is left."""
+    import gc
+
+    ms = BinanceClient().market_service(None, {"stream_url": fx.stream_url})
+    ms.subscribe_book_ticker(["BTCUSDT"])
+    ms.order_book("BTCUSDT", fetch_snapshot=lambda symbol, limit: fx.depth_snapshot(symbol, limit))
+    del ms
+    gc.collect()
+    wait_for(lambda: market_threads() == [], 5)
+
+
+def test_server_pings_are_answered() -> None:
+    """A stream server that pings gets its pongs (the connection stays up)."""
+    with FakeExchange() as fx:
+        fx.ping_interval = 0.1
+        ms = BinanceClient().market_service(None, {"stream_url": fx.stream_url})
+        try:
+            ms.subscribe_book_ticker(["BTCUSDT"])
+            wait_for(lambda: fx.pongs_received >= 3)
+            assert 0 == ms.reconnects
+        finally:
+            ms.close()
+
+
+def test_bad_frames_are_counted_and_the_connection_survives(
+    fx: FakeExchange, make_market: Callable[..., MarketService]
+) -> None:
+    """Text that is not JSON, or an event of an unknown shape, is ignored and counted."""
+    ms = make_market()
+    ms.subscribe_book_ticker(["BTCUSDT"])
+    fx.publish("btcusdt@bookTicker", "{not json")
+    ticker = fx.publish_book_ticker("BTCUSDT")
+    wait_for(lambda: ms.latest("btcusdt@bookTicker") == ticker)
+    assert 1 == ms.malformed
+    assert 0 == ms.reconnects
+    assert [ticker] == list(ms.events(timeout=scaled(0.3)))

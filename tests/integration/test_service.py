@@ -190,7 +190,7 @@ def test_refused_logon_is_login_rejected(make_service: MakeService, fx: FakeExch
 
 def test_unregistered_key_is_refused_by_the_exchange(fx: FakeExchange) -> None:
     """A signature with an unknown key comes back as RequestError -2015 (real verification)."""
-    ws = WebSocketService("unknownKey123", "secret", config={"ws_url": fx.url})
+    ws = WebSocketService("unknownKey123", "S" * 64, config={"ws_url": fx.url})
     with ws, pytest.raises(RequestError) as info:
         ws.get_account_balance()
 
@@ -200,7 +200,7 @@ def test_unregistered_key_is_refused_by_the_exchange(fx: FakeExchange) -> None:
 def test_wrong_secret_is_refused_by_the_exchange(fx: FakeExchange) -> None:
     """A signature made with the wrong secret comes back as -1022."""
     api_key, _ = fx.add_hmac_key()
-    ws = WebSocketService(api_key, "notTheSecret", config={"ws_url": fx.url})
+    ws = WebSocketService(api_key, "notTheSecret" + "0" * 52, config={"ws_url": fx.url})
     with ws, pytest.raises(RequestError) as info:
         ws.get_account_balance()
 
@@ -484,7 +484,7 @@ def test_connect_failure_is_connection_error() -> None:
     """A server that is not there gives ConnectionError from the factory, no thread left."""
     with pytest.raises(ConnectionError):
         BinanceClient().websocket_service(
-            "k", "secret", config={"ws_url": "ws://127.0.0.1:9/ws-fapi/v1", "connection_timeout": 2}
+            "k", "S" * 64, config={"ws_url": "ws://127.0.0.1:9/ws-fapi/v1", "connection_timeout": 2}
         )
     assert [] == client_threads()
 

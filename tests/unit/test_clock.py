@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bfsync.clock import OUTLIER_FACTOR, SAMPLES, ServerClock
+from bfsync.clock import MAX_OFFSET_MS, MAX_STEP_MS, OUTLIER_FACTOR, SAMPLES, ServerClock
 
 
 def measure(clock: ServerClock, middle: int, round_trip: float, offset: int) -> None:
@@ -203,3 +203,100 @@ def test_reset_takes_the_next_measurement_as_it_is() -> None:
     clock.update(server_time_ms=30_000 + 6_000, sent_at_ms=29_990, received_at_ms=30_010)
 
     assert 6_000.0 == clock.offset_ms
+
+
+# ---- bounds on what one measurement may change ------------------------------------------------
+
+NOW = 1_800_000_000_000  # a local wall clock in ms
+
+
+def test_absurd_server_time_is_refused() -> None:
+    """serverTime 5 (1970) does not make the offset -1.8e12 ms: it is refused, logged."""
+    clock = ServerClock()
+
+    taken = clock.update(5, NOW - 10, NOW + 10)
+
+    assert (False, 0.0, None) == (taken, clock.offset_ms, clock.round_trip_ms)
+
+
+def test_absurd_server_time_after_a_reset_is_refused() -> None:
+    """After reset() (a -1021) the next measurement is taken as it is, but not beyond a day."""
+    clock = ServerClock()
+    measure(clock, NOW, 10.0, 250)
+    clock.reset()
+
+    assert not clock.update(5, NOW - 10, NOW + 10)
+    assert clock.update(NOW + 3_600_000, NOW - 10, NOW + 10)  # an hour off: a real skew
+    assert 3_600_000.0 == clock.offset_ms
+
+
+@pytest.mark.parametrize("offset", [MAX_OFFSET_MS - 1, -(MAX_OFFSET_MS - 1)])
+def test_a_large_first_offset_within_a_day_is_taken(offset: float) -> None:
+    """A local clock off by almost a day is compensated (the first measurement)."""
+    clock = ServerClock()
+    measure(clock, NOW, 10.0, int(offset))
+
+    assert offset == clock.offset_ms
+
+
+def test_a_jump_waits_for_a_second_measurement() -> None:
+    """An offset moving by over MAX_STEP_MS is held; a second agreeing one makes it the estimate."""
+    clock = ServerClock()
+    measure(clock, NOW, 10.0, 200)
+    jump = int(MAX_STEP_MS) + 60_000
+
+    measure(clock, NOW + 1000, 30.0, jump)
+    held = clock.offset_ms
+    measure(clock, NOW + 2000, 40.0, jump + 500)
+
+    assert (200.0, float(jump), 30.0) == (held, clock.offset_ms, clock.round_trip_ms)
+
+
+def test_a_lone_jump_is_forgotten() -> None:
+    """A jumped measurement followed by a normal one is dropped; it never becomes the estimate."""
+    clock = ServerClock()
+    measure(clock, NOW, 10.0, 200)
+    far = -int(MAX_STEP_MS) * 3
+    measure(clock, NOW + 1000, 10.0, far)
+    measure(clock, NOW + 2000, 10.0, 210)
+    measure(clock, NOW + 3000, 10.0, far)  # held afresh: the first one was dropped
+
+    assert 210.0 == clock.offset_ms
+
+
+def test_two_disagreeing_jumps_are_both_held() -> None:
+    """Two jumped measurements that disagree with each other confirm nothing."""
+    clock = ServerClock()
+    measure(clock, NOW, 10.0, 0)
+    measure(clock, NOW + 1000, 10.0, 100_000)
+    measure(clock, NOW + 2000, 10.0, 200_000)
+
+    assert 0.0 == clock.offset_ms
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2_000),  # round trip
+            st.integers(-(10**13), 10**13),  # server time minus local time: absurd ones too
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_one_measurement_never_moves_the_offset_beyond_the_bounds(
+    samples: list[tuple[int, int]],
+) -> None:
+    """Any sequence: the offset stays within a day, and moves by over MAX_STEP_MS only when
+    two measurements in a row agree on it (property)."""
+    clock = ServerClock()
+    previous: list[int] = []
+    for i, (round_trip, offset) in enumerate(samples):
+        before = clock.offset_ms
+        had_estimate = clock.round_trip_ms is not None
+        measure(clock, NOW + 1000 * i, float(round_trip), offset)
+        assert abs(clock.offset_ms) <= MAX_OFFSET_MS
+        if had_estimate and abs(clock.offset_ms - before) > MAX_STEP_MS:
+            assert previous and abs(previous[-1] - clock.offset_ms) <= 2_000 + 1_000
+        if abs(offset) <= MAX_OFFSET_MS:  # a refused one is no measurement at all
+            previous.append(offset)

@@ -58,6 +58,23 @@ def test_unknown_outcome_errors_are_request_errors_with_an_id() -> None:
     assert ("c1", "c2") == (lost.client_order_id, late.client_order_id)
 
 
+def test_server_failure_and_revoked_key_errors_are_unknown_outcomes() -> None:
+    """OrderServerError and OrderAuthenticationLostError carry the id; the second is auth."""
+    server = exceptions.OrderServerError("x", client_order_id="c3", status=503)
+    revoked = exceptions.OrderAuthenticationLostError("x", client_order_id="c4", status=401)
+
+    assert isinstance(server, exceptions.OrderStatusUnknownError)
+    assert isinstance(revoked, exceptions.OrderStatusUnknownError)
+    assert isinstance(revoked, exceptions.AuthenticationError)
+    assert not isinstance(server, exceptions.AuthenticationError)
+    assert ("c3", 503, "c4", 401) == (
+        server.client_order_id,
+        server.status,
+        revoked.client_order_id,
+        revoked.status,
+    )
+
+
 @pytest.mark.parametrize(
     "module",
     [
@@ -75,8 +92,20 @@ def test_unknown_outcome_errors_are_request_errors_with_an_id() -> None:
         "bfsync.service",
         "bfsync.signing",
         "bfsync.transport",
+        "bfsync.types",
     ],
 )
 def test_every_module_declares_all(module: str) -> None:
     """Every public module says what it exports."""
     assert isinstance(importlib.import_module(module).__all__, list)
+
+
+def test_types_module_exports_every_public_type() -> None:
+    """bfsync.types lists every public name it defines, and nothing private."""
+    from bfsync import types
+
+    public = {name for name in vars(types) if name[0].isupper() and not name.startswith("_")}
+    public -= {"Future", "Decimal", "Generic", "Literal", "Optional", "TypeVar", "Union"}
+    public -= {"NotRequired", "TypedDict", "SupportsFloat", "SupportsIndex"}
+
+    assert sorted(public) == sorted(types.__all__)

@@ -469,14 +469,12 @@ def test_limit_with_price_match_uses_last_price(filters: ExchangeFilters) -> Non
         (50000.19, "50000.10"),
         (50000, "50000.00"),
         ("50000.1", "50000.10"),
-        ("556.79", "556.80"),
-        ("1", "556.80"),
         ("4529764.05", "4529764.00"),
         ("99999999", "4529764.00"),
     ],
 )
 def test_round_price(filters: ExchangeFilters, price: Any, expected: str) -> None:
-    """Down to the tick, clamped into [minPrice, maxPrice], written with the tick's exponent."""
+    """Down to the tick, down to maxPrice, written with the tick's exponent."""
     assert expected == str(filters.round_price("BTCUSDT", price))
 
 
@@ -487,15 +485,54 @@ def test_round_price(filters: ExchangeFilters, price: Any, expected: str) -> Non
         ("0.0109", False, "0.010"),
         (0.0109, False, "0.010"),
         (2, False, "2.000"),
-        ("0.0004", False, "0.001"),
         ("5000", False, "1000.000"),
         ("5000", True, "120.000"),
         ("119.9999", True, "119.999"),
     ],
 )
 def test_round_quantity(filters: ExchangeFilters, qty: Any, market: bool, expected: str) -> None:
-    """Down to the step, clamped into [minQty, maxQty] (MARKET_LOT_SIZE with market=True)."""
+    """Down to the step, down to maxQty (MARKET_LOT_SIZE with market=True)."""
     assert expected == str(filters.round_quantity("BTCUSDT", qty, market=market))
+
+
+@pytest.mark.parametrize(
+    ("qty", "market", "message"),
+    [
+        (
+            0.00001,
+            False,
+            "quantity 0.00001 is below LOT_SIZE minQty 0.001 for BTCUSDT; rounding down cannot "
+            "reach a valid value (the smallest is 0.001)",
+        ),
+        ("0.0004", True, "quantity 0.0004 is below MARKET_LOT_SIZE minQty 0.001 for BTCUSDT"),
+        (0, False, "quantity must be > 0, got 0"),
+        ("-1", False, "quantity must be > 0, got -1"),
+    ],
+)
+def test_round_quantity_never_rounds_up(
+    filters: ExchangeFilters, qty: Any, market: bool, message: str
+) -> None:
+    """Below minQty (or not > 0) rounding down is refused, never silently rounded up."""
+    with pytest.raises(OrderValidationError) as info:
+        filters.round_quantity("BTCUSDT", qty, market=market)
+
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("price", ["556.79", "1", 0.5])
+def test_round_price_never_rounds_up(filters: ExchangeFilters, price: Any) -> None:
+    """Below minPrice rounding down is refused, naming the filter and the smallest price."""
+    with pytest.raises(OrderValidationError, match=r"below PRICE_FILTER minPrice 556\.8.*556\.80"):
+        filters.round_price("BTCUSDT", price)
+
+
+@pytest.mark.parametrize("symbol", ["btcusdt", " BtcUsdt"])
+def test_lowercase_symbol_gets_the_uppercase_hint(filters: ExchangeFilters, symbol: str) -> None:
+    """A symbol in the wrong case is refused with the exchange's spelling as the hint."""
+    with pytest.raises(OrderValidationError) as info:
+        filters.round_quantity(symbol, "1")
+
+    assert f"unknown symbol {symbol!r}; did you mean 'BTCUSDT'?" == str(info.value)
 
 
 def test_rounding_returns_decimals_on_the_eth_grid(filters: ExchangeFilters) -> None:

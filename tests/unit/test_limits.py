@@ -331,6 +331,14 @@ def test_padding_leaves_after_a_window() -> None:
     assert [10.0, 0.0] == [limiter.reserve(0, 1, 0.0), limiter.reserve(0, 1, 10.0)]
 
 
+def test_observe_matches_a_budget_with_a_safety_margin() -> None:
+    """A budget of 60.5 s (the service's margin) takes in the server's 1-minute counter."""
+    limiter = RateLimiter([Budget(REQUEST_WEIGHT, 2400, 60.5)])
+    limiter.observe([limits_item(REQUEST_WEIGHT, "MINUTE", 1, 2400, 2400)], now=0.0)
+
+    assert 60.5 == limiter.reserve(1, 0, 0.0)
+
+
 def test_observe_matches_budgets_by_kind_and_window() -> None:
     """Counters of other windows, kinds or intervals, and malformed items, pad nothing."""
     limiter = RateLimiter([Budget(ORDERS, 10, 10)])

@@ -94,7 +94,7 @@ def books() -> Iterator[list[OrderBook]]:
     assert [] == [t for t in threading.enumerate() if t.name.startswith("bfsync-book-")]
 
 
-def make(books: list[OrderBook], fetcher: Fetcher, **kw: Any) -> OrderBook:
+def make(books: list[OrderBook], fetcher: Any, **kw: Any) -> OrderBook:
     kw.setdefault("retry_delay", scaled(0.01))
     book = OrderBook("btcusdt", fetcher, **kw)
     books.append(book)
@@ -355,3 +355,72 @@ def test_a_bad_n_is_refused(books: list[OrderBook], n: Any) -> None:
 
     with pytest.raises(ValueError, match="n must be None or an int >= 0"):
         book.bids(n)
+
+
+def test_concurrent_reads_are_the_truth_at_their_update_id(books: list[OrderBook]) -> None:
+    """A feeder with gaps, a reader and the worker at once: every read is exact for its id."""
+    from tests.unit.test_orderbook_property import Exchange  # the reference exchange
+
+    exchange = Exchange()
+    lock = threading.Lock()
+
+    def fetch(symbol: str, limit: int) -> dict[str, Any]:
+        with lock:
+            snap = exchange.snapshot(limit, len(exchange.events))
+        return {
+            "lastUpdateId": snap.last_update_id,
+            "bids": [[str(p), str(q)] for p, q in snap.bids],
+            "asks": [[str(p), str(q)] for p, q in snap.asks],
+        }
+
+    book = make(books, fetch, retry_delay=scaled(0.001))
+    reads: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read_once() -> None:
+        try:
+            last, bids, asks = book.levels()
+        except OrderBookOutOfSyncError:
+            return
+        with lock:
+            truth = exchange.after.get(last)
+        assert (dict(bids), dict(asks)) == truth, f"read at {last} differs from the exchange"
+        reads.append(last)
+
+    def reader() -> None:
+        while not done.is_set():
+            time.sleep(0.0002)  # let the feeder and the worker run
+            try:
+                read_once()
+            except BaseException as exc:  # reported by the test's thread
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(600):
+            changes = [(i % 2 == 0, (i * 7) % 21, i % 5), (i % 3 == 0, (i * 5) % 20, (i + 1) % 5)]
+            with lock:
+                diff = exchange.generate(changes, i % 3, i % 2)
+            if i % 150 != 149:  # every 150th diff is lost: a gap
+                book.feed(
+                    {
+                        "U": diff.first_update_id,
+                        "u": diff.final_update_id,
+                        "pu": diff.prev_final_update_id,
+                        "b": [[str(p), str(q)] for p, q in diff.bids],
+                        "a": [[str(p), str(q)] for p, q in diff.asks],
+                    }
+                )
+            if i % 150 == 100:
+                assert book.wait_synced(WAIT)
+            if i % 5 == 0:
+                time.sleep(0.0005)  # give the reader a chance to read
+    finally:
+        done.set()
+        thread.join(WAIT)
+    assert [] == errors
+    assert reads
+    assert 3 <= book.gaps

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bfsync.orderbook import (
+    MAX_OLD_RUN,
     BookOutcome,
     BookPhase,
     BookState,
@@ -251,6 +252,37 @@ def test_a_new_snapshot_on_a_synced_book_replaces_it() -> None:
 
     assert BookOutcome.LOADED == book.on_snapshot(snapshot(20, bids=[("90", "1")]))
     assert (BookPhase.LOADED, levels(("90", "1"))) == (book.phase, book.bids())
+
+
+@pytest.mark.parametrize("phase", ["buffering", "loaded", "synced"])
+def test_ids_going_backwards_start_the_book_over(phase: str) -> None:
+    """More than MAX_OLD_RUN old diffs in a row (a restarted sequence) do not freeze it."""
+    book = BookState()
+    book.on_diff(diff(100, 101, 99))
+    if phase != "buffering":
+        book.on_snapshot(snapshot(100 if phase == "synced" else 200))
+    expected = {
+        "buffering": BookOutcome.BUFFERED,
+        "loaded": BookOutcome.STALE_SNAPSHOT,
+        "synced": BookOutcome.GAP,
+    }[phase]
+
+    outcomes = [book.on_diff(diff(i, i, i - 1)) for i in range(1, MAX_OLD_RUN + 2)]
+
+    assert [BookOutcome.DROPPED] * MAX_OLD_RUN == outcomes[:-1]
+    assert expected == outcomes[-1]
+    assert (BookPhase.BUFFERING, 1) == (book.phase, book.buffered)
+    assert BookOutcome.APPLIED == book.on_snapshot(snapshot(MAX_OLD_RUN + 1))
+
+
+def test_old_diffs_replayed_from_the_buffer_do_not_count_as_a_run() -> None:
+    """Many held diffs older than a snapshot are dropped quietly when it loads."""
+    book = BookState()
+    for i in range(1, 3 * MAX_OLD_RUN):
+        book.on_diff(diff(i, i, i - 1))
+
+    assert BookOutcome.APPLIED == book.on_snapshot(snapshot(3 * MAX_OLD_RUN - 1))
+    assert BookOutcome.DROPPED == book.on_diff(diff(5, 5, 4))
 
 
 # Depth, trimming, reading

@@ -9,10 +9,21 @@ import pytest
 from bfsync.exceptions import (
     AuthenticationError,
     LoginRejectedError,
+    OrderAuthenticationLostError,
+    OrderServerError,
+    OrderStatusUnknownError,
     RateLimitError,
     RequestError,
 )
-from bfsync.protocol import METHODS, SIGNED, decode_frame, encode_request, error_for, retry_after
+from bfsync.protocol import (
+    METHODS,
+    SIGNED,
+    decode_frame,
+    encode_request,
+    error_for,
+    retry_after,
+    revoked_error,
+)
 
 
 def test_encode_request_is_compact_json() -> None:
@@ -96,3 +107,64 @@ def test_frames_round_trip() -> None:
     assert {"id": 1, "method": "m", "params": {"a": "1"}} == json.loads(
         encode_request(1, "m", {"a": "1"})
     )
+
+
+@pytest.mark.parametrize(
+    "status, code",
+    [(500, None), (503, -1001), (502, None), (400, -1006), (408, -1007), (503, -1007)],
+)
+@pytest.mark.parametrize("method", ["order.place", "algoOrder.place", "order.modify"])
+def test_error_for_an_order_whose_outcome_is_unknown(
+    method: str, status: int, code: int | None
+) -> None:
+    """An order answered 5xx or -1006/-1007 is OrderServerError with its client order id."""
+    error = {"msg": "Internal error"} if code is None else {"code": code, "msg": "Timeout"}
+    frame = {"id": 4, "status": status, "error": error}
+
+    exc = error_for(frame, method, client_order_id="bfs-42")
+
+    assert isinstance(exc, OrderServerError)
+    assert isinstance(exc, OrderStatusUnknownError)
+    assert ("bfs-42", status, code) == (exc.client_order_id, exc.status, exc.code)
+    assert "bfs-42" in str(exc) and "may or may not" in str(exc)
+
+
+@pytest.mark.parametrize(
+    "method, status, code",
+    [
+        ("depth", 503, None),  # not an order: nothing may have been placed
+        ("order.cancel", 500, None),
+        ("order.status", 400, -1007),
+        ("order.place", 400, -2019),  # a definite refusal
+        ("order.place", 401, -2015),
+    ],
+)
+def test_error_for_definite_failures_stay_request_errors(
+    method: str, status: int, code: int | None
+) -> None:
+    """Reads, cancels and definite refusals of orders are plain RequestErrors."""
+    frame = {"id": 4, "status": status, "error": {"code": code, "msg": "x"}}
+
+    assert RequestError is type(error_for(frame, method, client_order_id="bfs-1"))
+
+
+REVOKED = {"id": None, "status": 401, "error": {"code": -2015, "msg": "Invalid API-key."}}
+
+
+@pytest.mark.parametrize("method", ["order.place", "algoOrder.place", "order.modify"])
+def test_revoked_key_with_an_order_in_flight_is_an_unknown_outcome(method: str) -> None:
+    """A revoked key (401, id null) fails an order with OrderAuthenticationLostError."""
+    exc = revoked_error(REVOKED, method, client_order_id="bfs-7")
+
+    assert isinstance(exc, OrderAuthenticationLostError)
+    assert isinstance(exc, OrderStatusUnknownError) and isinstance(exc, AuthenticationError)
+    assert ("bfs-7", 401, -2015) == (exc.client_order_id, exc.status, exc.code)
+    assert "bfs-7" in str(exc)
+
+
+def test_revoked_key_with_a_read_in_flight_is_an_authentication_error() -> None:
+    """Any other request gets a plain AuthenticationError."""
+    exc = revoked_error(REVOKED, "v2/account.balance")
+
+    assert AuthenticationError is type(exc)
+    assert "revoked" in str(exc) and "-2015" in str(exc)

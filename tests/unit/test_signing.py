@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bfsync.exceptions import AuthenticationError
 from bfsync.signing import (
@@ -241,3 +243,76 @@ def test_reprs_hide_secrets() -> None:
     """No signer's repr shows key material."""
     assert SECRET_A not in repr(HmacSigner(SECRET_A))
     assert "hidden" in repr(Ed25519Signer(ed25519.Ed25519PrivateKey.generate()))
+
+
+# ---- telling a secret from a path; no key material in messages -------------------------------
+
+RAW_ED25519_B64 = "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g"
+
+
+@pytest.mark.parametrize("missing", ["ed25519_key", "key.txt", "keys/ed25519.pem", "my key"])
+def test_missing_file_is_never_an_hmac_secret(missing: str, tmp_path: Path) -> None:
+    """A name that is not a file nor 64 letters/digits is refused, saying what was expected."""
+    with pytest.raises(AuthenticationError) as info:
+        load_signer(str(tmp_path / "nowhere" / missing) if "/" in missing else missing)
+
+    message = str(info.value)
+    assert "64 ASCII letters and digits" in message and "PEM" in message
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        RAW_ED25519_B64,  # a raw base64 key with a slash
+        RAW_ED25519_B64 + ".pem",
+        "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v\nVpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n",  # PEM body
+        SECRET_A[:-1],  # a secret with a character lost
+        SECRET_A + "x",
+        "-" + SECRET_A[:40],
+        "/" * 22 + "w==",
+    ],
+)
+def test_key_material_is_never_echoed(key: str) -> None:
+    """A refused value that could be a key is not shown; its length is."""
+    with pytest.raises(AuthenticationError) as info:
+        load_signer(key)
+
+    message = str(info.value)
+    assert key.strip() not in message and key[:12] not in message
+    assert f"<{len(key)} characters" in message
+
+
+@given(st.binary(min_size=12, max_size=256))
+def test_base64_text_is_never_echoed(raw: bytes) -> None:
+    """No base64 text of 16 characters or more appears in the message (property)."""
+    key = base64.b64encode(raw).decode()
+    with pytest.raises(AuthenticationError) as info:
+        load_signer(key if len(key) != 64 or not key.isalnum() else key + "=")
+
+    assert key[:16] not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/no/such/dir/binance_ed25519.pem", "C:\\Users\\me\\keys\\api-key.pem", "./key.txt"],
+)
+def test_a_plain_path_is_shown(path: str) -> None:
+    """A value that is plainly a path is quoted in the message, to help find the mistake."""
+    with pytest.raises(AuthenticationError) as info:
+        load_signer(path)
+
+    assert repr(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "secret", [SECRET_A, "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"]
+)
+def test_64_letters_and_digits_are_an_hmac_secret(secret: str) -> None:
+    """Binance's secret form (the official vectors A and C) is taken as the HMAC secret."""
+    assert HMAC == load_signer(secret).key_type
+
+
+def test_a_directory_is_refused_without_fallback(tmp_path: Path) -> None:
+    """An existing directory is neither a key file nor a secret."""
+    with pytest.raises(AuthenticationError, match="is not a file"):
+        load_signer(str(tmp_path))
