@@ -905,6 +905,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--no-tracemalloc", action="store_true", help="RSS only in the memory section")
     p.add_argument("--skip-memory", action="store_true", help="leave the memory section out")
     p.add_argument("--no-extras", action="store_true", help="leave out the orjson rows")
+    p.add_argument("--no-peers", action="store_true", help="leave out the other libraries")
     p.add_argument("--only", help="comma-separated client keys to run (default: all)")
     p.add_argument("--seed", type=int, default=1, help="seed of the block order")
     p.add_argument(
@@ -947,6 +948,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     skipped: list[str] = []
     wanted: list[ClientSpec] = []
     for spec in specs:
+        if args.no_peers and spec.needs and spec.key not in ("bfsync_orjson", "raw_orjson"):
+            line = f"{spec.label}: left out (--no-peers)"
+            print(f"skipped: {line}", file=sys.stderr, flush=True)
+            skipped.append(line)
+            continue
         missing = [m for m in spec.needs if find_spec(m) is None]
         if missing:
             line = f"{spec.label}: not installed ({', '.join(missing)})"
