@@ -919,7 +919,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        return worker(args.worker, args.url)
+        code = worker(args.worker, args.url)
+        sys.stdout.flush()
+        os._exit(code)  # a peer's non-daemon threads must not keep the worker alive
     quick = args.quick
 
     def pick(value: Optional[int], full: int, tiny: int) -> int:
@@ -996,21 +998,25 @@ def main(argv: Optional[list[str]] = None) -> int:
             pairs = [(w, m) for w in workers for m in MODES]
             rng.shuffle(pairs)
             for w, mode in pairs:
+                t_block = time.monotonic()
                 result = w.block(server, sizes[mode], RATES[mode], mode != "sat")
                 rows[w.spec.key].blocks[mode].append(result)
                 if not quick:
                     eps = result.get("events_per_s")
                     print(
                         f"  round {r + 1} {w.spec.key:15} {mode:4} "
+                        f"{time.monotonic() - t_block:5.1f} s "
                         + (f"{eps:9,.0f}/s" if eps else "")
                         + (f" p99 {result['p99_us']:,.0f} µs" if result.get("p99_us") else "")
                         + ("" if result["complete"] else " INCOMPLETE"),
                         file=sys.stderr,
                         flush=True,
                     )
-        for w in workers:
+        for w in workers:  # all close at once: some peers take seconds to stop
             with contextlib.suppress(Exception):
                 w.send(json.dumps({"cmd": "stop"}))
+        for w in workers:
+            with contextlib.suppress(Exception):
                 w.read(30)
             w.stop()
         workers.clear()
