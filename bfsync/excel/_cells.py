@@ -29,6 +29,7 @@ from ..exceptions import (
     RequestError,
     RequestTimeoutError,
 )
+from ..orderbook import SNAPSHOT_LIMITS
 from ..orders import ORDER_TYPES
 from ._shared import registry, service
 
@@ -89,7 +90,6 @@ ORDER_COLUMNS = (
     "reduceOnly",
     "time",
 )
-_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _MAX_TEXT = 255
 # A follower waits for the leader's fetch: connecting plus one request, at the library's
 # longest defaults (30 s each), plus a margin. The leader's own waits are bounded by those.
@@ -325,8 +325,10 @@ def _book(symbol: Any, field: Any, name: Any) -> Any:
 def _depth(symbol: Any, limit: Any, name: Any) -> list[list[Any]]:
     sym, svc = _symbol(symbol), _name(name)
     levels = _int(limit, "limit", 10)
-    if levels not in _DEPTH_LIMITS:
-        raise ValueError(f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {levels}")
+    if levels not in SNAPSHOT_LIMITS:
+        raise ValueError(
+            f"limit must be one of {', '.join(map(str, SNAPSHOT_LIMITS))}, got {levels}"
+        )
     result = _read(
         (svc, "depth", sym, levels), lambda: service(svc).get_depth(sym, levels)["result"]
     )
