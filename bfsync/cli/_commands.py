@@ -17,6 +17,7 @@ from typing import IO, Any, Callable, Optional
 
 from ..client import BinanceClient
 from ..exceptions import ConnectionError, RequestError
+from ..orders import PLACE_METHODS, prepare_order
 from . import _format as fmt
 from ._args import PUBLIC_COMMANDS, Invocation, order_keywords
 from ._profiles import (
@@ -33,15 +34,6 @@ __all__ = ["COMMANDS", "Context", "NotConfirmed", "run_command"]
 
 # Public market data needs no keys; the service still wants some (it never signs with these).
 _ANONYMOUS = Credentials("anonymous", "0" * 64, "no keys (public data)")  # HMAC-shaped
-_PLACE = {
-    "LIMIT": "place_limit_order",
-    "MARKET": "place_market_order",
-    "STOP": "place_stop_order",
-    "STOP_MARKET": "place_stop_market_order",
-    "TAKE_PROFIT": "place_take_profit_order",
-    "TAKE_PROFIT_MARKET": "place_take_profit_market_order",
-    "TRAILING_STOP_MARKET": "place_trailing_stop_market_order",
-}
 _WATCH_POLL = 0.25  # seconds: how often watch checks its state and redraws when idle
 _REDRAW_EVERY = 0.1  # seconds between two redraws of the live table
 
@@ -214,8 +206,6 @@ def _orders(ctx: Context) -> int:
 
 
 def _order(ctx: Context) -> int:
-    from ..orders import prepare_order
-
     args = ctx.invocation.args
     order_type = args["type"]
     kwargs = order_keywords(args)
@@ -238,7 +228,7 @@ def _order(ctx: Context) -> int:
         ctx.say(f"  {name.ljust(width)}  {value}")
     ctx.confirm("Send this order?")
     ws.connect()
-    result = getattr(ws, _PLACE[order_type])(**kwargs)["result"]
+    result = getattr(ws, PLACE_METHODS[order_type])(**kwargs)["result"]
     ctx.output(result, fmt.reply_table(result))
     return 0
 
