@@ -185,21 +185,17 @@ def _positions(ctx: Context) -> int:
     return 0
 
 
-def _both(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Start ``wait_for_response=False`` calls together; their results, or raise the first error."""
-    futures = [call() for call in calls]
-    return [future.result() for future in futures]
+def _open_orders(ws: Any, symbol: str) -> tuple[Any, Any]:
+    """The open plain and algo orders' replies, both asked at once; or the first error."""
+    plain = ws.get_open_orders(symbol, wait_for_response=False)
+    algo = ws.get_open_algo_orders(symbol, wait_for_response=False)
+    return plain.result(), algo.result()
 
 
 def _orders(ctx: Context) -> int:
     symbol = ctx.invocation.args["symbol"]
     ws = ctx.websocket()
-    plain, algo = _both(
-        [
-            lambda: ws.get_open_orders(symbol, wait_for_response=False),
-            lambda: ws.get_open_algo_orders(symbol, wait_for_response=False),
-        ]
-    )
+    plain, algo = _open_orders(ws, symbol)
     document = {"orders": plain["result"], "algoOrders": algo["result"]}
     ctx.output(document, fmt.orders_table(plain["result"], algo["result"]))
     return 0
@@ -256,12 +252,7 @@ def _cancel(ctx: Context) -> int:
 def _cancel_all(ctx: Context) -> int:
     symbol = ctx.invocation.args["symbol"]
     ws = ctx.websocket()
-    plain, algo = _both(
-        [
-            lambda: ws.get_open_orders(symbol, wait_for_response=False),
-            lambda: ws.get_open_algo_orders(symbol, wait_for_response=False),
-        ]
-    )
+    plain, algo = _open_orders(ws, symbol)
     n_plain, n_algo = len(plain["result"] or []), len(algo["result"] or [])
     ctx.confirm(
         f"Cancel every open order of {symbol} on {ctx.where(ws)}: {n_plain} plain "
