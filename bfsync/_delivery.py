@@ -345,6 +345,7 @@ class DeliveryLane:
                     self._handler_error()
                 delivered += 1
             self._delivered += delivered
+            del items  # do not keep a handled batch (up to queue_size events) alive while idle
 
     def _handler_error(self) -> None:
         self._handler_errors += 1

@@ -38,7 +38,14 @@ from .exceptions import (
     RequestTimeoutError,
 )
 from .protocol import NONE, SIGNED
-from .rest import RestCall, decode_response, encode_params, signed_payload, weight_of_call
+from .rest import (
+    RestCall,
+    decode_public_get,
+    decode_response,
+    encode_params,
+    signed_payload,
+    weight_of_call,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -46,7 +53,7 @@ if TYPE_CHECKING:
     from .limits import RateLimiter
     from .signing import Signer
 
-__all__ = ["IDLE_SECONDS", "POOL_SIZE", "RestTransport"]
+__all__ = ["IDLE_SECONDS", "POOL_SIZE", "RestTransport", "get_public"]
 
 log = logging.getLogger("bfsync.rest")
 
@@ -383,6 +390,41 @@ class RestTransport:
             method=call.label,
             symbol=symbol,
         )
+
+
+def get_public(
+    url: str,
+    params: Optional[Mapping[str, Any]] = None,
+    *,
+    timeout: float,
+    session: Optional[requests.Session] = None,
+) -> dict[str, Any]:
+    """
+    ``GET url`` (unsigned, no key) in this thread: the answer's JSON object.
+
+    ``timeout`` (seconds) bounds connecting and each read (``requests``' timeout); ``session``
+    is reused when given, else ``requests.get``. Error messages name ``url`` without the
+    query.
+
+    Raises:
+        RateLimitError, RequestError: see :func:`bfsync.rest.decode_public_get`.
+        RequestTimeoutError: no answer within ``timeout`` once connected.
+        ConnectionError: the request could not be sent or the answer was cut (network
+            failure, DNS, refused, connect timeout, bad URL, ...).
+    """
+    import requests
+
+    try:
+        getter = requests.get if session is None else session.get
+        response = getter(url, params=params, timeout=timeout)
+        status, headers, text = response.status_code, response.headers, response.text
+    except requests.ConnectionError as exc:  # also ConnectTimeout
+        raise ConnectionError(f"GET {url} failed: {exc}") from None
+    except requests.Timeout as exc:
+        raise RequestTimeoutError(f"GET {url}: no answer within {timeout} s ({exc})") from None
+    except requests.RequestException as exc:
+        raise ConnectionError(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
+    return decode_public_get(url, status, headers, text)
 
 
 def _tracking_adapter(in_flight: weakref.WeakSet[Any], lock: threading.Lock) -> Any:

@@ -273,12 +273,8 @@ class Shard:
             self.link = 0
         for control_id, control in list(self.pending.items()):
             if control.link == link:
-                del self.pending[control_id]
-                self.resubscribing.discard(control_id)
-                self._forget(control)
-                control.settle(
-                    None,
-                    ("lost", f"{control.method}: the connection was lost before the ack", None),
+                self._fail_pending(
+                    control_id, "lost", f"{control.method}: the connection was lost before the ack"
                 )
         # The resubscription of a lost link is rebuilt by the next ``opened``.
         for control in [c for c in self.queue if not c.waiters and c.method == "SUBSCRIBE"]:
@@ -288,12 +284,10 @@ class Shard:
         """Fail controls (queued or in flight) whose deadline passed."""
         for control_id, control in list(self.pending.items()):
             if control.deadline <= now:
-                del self.pending[control_id]
-                self.resubscribing.discard(control_id)
-                self._forget(control)
-                control.settle(
-                    None,
-                    ("timeout", f"{control.method}: no ack within {self.request_timeout} s", None),
+                self._fail_pending(
+                    control_id,
+                    "timeout",
+                    f"{control.method}: no ack within {self.request_timeout} s",
                 )
         while self.queue and self.queue[0].deadline <= now:
             control = self.queue.popleft()
@@ -326,6 +320,13 @@ class Shard:
         self.subscribing.clear()
         for control in controls:
             control.settle(None, ("closed", f"{control.method}: {why}", None))
+
+    def _fail_pending(self, control_id: int, kind: str, text: str) -> None:
+        """Drop the in-flight control ``control_id`` and settle it with the failure ``kind``."""
+        control = self.pending.pop(control_id)
+        self.resubscribing.discard(control_id)
+        self._forget(control)
+        control.settle(None, (kind, text, None))
 
     def _forget(self, control: Control) -> None:
         if control.method == "SUBSCRIBE" and control.waiters:

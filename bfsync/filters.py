@@ -45,7 +45,6 @@ through floats nor a rounding ``decimal`` context.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import threading
 import time
@@ -58,12 +57,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import attrs
 
 from ._numbers import NotANumber, decimal_of
+from ._resthttp import get_public
 from .exceptions import (
-    ConnectionError,
     OrderValidationError,
-    RateLimitError,
-    RequestError,
-    RequestTimeoutError,
 )
 from .orders import ORDER_TYPES
 
@@ -652,74 +648,9 @@ def fetch_exchange_info(
         RequestTimeoutError: no answer within ``timeout`` once connected.
         ConnectionError: the request could not be sent or the answer was cut (network
             failure, DNS, refused, connect timeout, bad URL, ...).
-        ImportError: ``requests`` is not installed.
     """
-    try:
-        import requests
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "fetch_exchange_info needs the 'requests' package: pip install requests"
-        ) from exc
-
     url = rest_url.rstrip("/") + EXCHANGE_INFO_PATH
-    try:
-        if session is None:
-            response = requests.get(url, timeout=timeout)
-        else:
-            response = session.get(url, timeout=timeout)
-        status = response.status_code
-        headers = dict(response.headers)
-        text = response.text
-    except requests.ConnectionError as exc:  # also ConnectTimeout
-        raise ConnectionError(f"GET {url} failed: {exc}") from None
-    except requests.Timeout as exc:
-        raise RequestTimeoutError(f"GET {url}: no answer within {timeout} s ({exc})") from None
-    except requests.RequestException as exc:
-        raise ConnectionError(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
-
-    body = _json_object(text)
-    if status == 200:
-        if body is None:
-            raise RequestError(
-                f"GET {url}: HTTP 200 but the body is not a JSON object: {text[:200]!r}",
-                status=status,
-            )
-        return body
-
-    code, msg = None, None
-    if body is not None and isinstance(body.get("code"), int):
-        code = int(body["code"])
-        msg = str(body.get("msg", ""))
-    detail = f" ({code}: {msg})" if code is not None else ""
-    message = f"GET {url} failed: HTTP {status}{detail}"
-    if status in (418, 429):
-        raise RateLimitError(
-            message,
-            retry_after=_retry_after(headers),
-            code=code,
-            msg=msg,
-            status=status,
-            response=body,
-        )
-    raise RequestError(message, code=code, msg=msg, status=status, response=body)
-
-
-def _json_object(text: str) -> Optional[dict[str, Any]]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _retry_after(headers: Mapping[str, str]) -> Optional[float]:
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            try:
-                return float(value)
-            except ValueError:
-                return None
-    return None
+    return get_public(url, timeout=timeout, session=session)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ service passes ``lambda **f: lane.signal("book", **f)``, which delivers
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -47,12 +46,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from ._resthttp import get_public
 from .exceptions import (
-    ConnectionError,
     OrderBookOutOfSyncError,
-    RateLimitError,
-    RequestError,
-    RequestTimeoutError,
 )
 from .orderbook import (
     DEFAULT_MAX_BUFFER,
@@ -499,50 +495,9 @@ def fetch_depth_snapshot(
         RequestTimeoutError: no answer within ``timeout``.
         ConnectionError: the request could not be sent or the answer was cut.
     """
-    import requests
-
     url = rest_url.rstrip("/") + DEPTH_PATH
     params: dict[str, Union[str, int]] = {"symbol": symbol.upper(), "limit": limit}
-    try:
-        getter = requests.get if session is None else session.get
-        response = getter(url, params=params, timeout=timeout)
-        status, text = response.status_code, response.text
-        retry_after = response.headers.get("Retry-After")
-    except requests.ConnectionError as exc:  # also ConnectTimeout
-        raise ConnectionError(f"GET {url} failed: {exc}") from None
-    except requests.Timeout as exc:
-        raise RequestTimeoutError(f"GET {url}: no answer within {timeout} s ({exc})") from None
-    except requests.RequestException as exc:
-        raise ConnectionError(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
-    body: Optional[dict[str, Any]] = None
-    try:
-        decoded = json.loads(text)
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, dict):
-        body = decoded
-    if status == 200 and body is not None:
-        return body
-    if status == 200:
-        raise RequestError(
-            f"GET {url}: HTTP 200 but the body is not a JSON object: {text[:200]!r}",
-            status=status,
-        )
-    code = body.get("code") if body is not None else None
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    msg = str(body.get("msg", "")) if body is not None and code is not None else None
-    detail = f" ({code}: {msg})" if code is not None else ""
-    message = f"GET {url} failed: HTTP {status}{detail}"
-    if status in (418, 429):
-        raise RateLimitError(
-            message,
-            retry_after=_seconds(retry_after),
-            code=code,
-            msg=msg,
-            status=status,
-            response=body,
-        )
-    raise RequestError(message, code=code, msg=msg, status=status, response=body)
+    return get_public(url, params, timeout=timeout, session=session)
 
 
 def rest_snapshot_fetcher(
@@ -563,10 +518,3 @@ def rest_snapshot_fetcher(
         return fetch_depth_snapshot(rest_url, symbol, limit, timeout=timeout, session=session)
 
     return fetch
-
-
-def _seconds(value: Optional[str]) -> Optional[float]:
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import itertools
 import json
 import logging
@@ -51,7 +52,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, overload
 
 from ._delivery import DeliveryLane
 from ._dispatch import Dispatcher
@@ -69,6 +70,9 @@ from .exceptions import (
 from .livebook import OrderBook, SnapshotFetcher, rest_snapshot_fetcher
 from .transport import State
 
+if TYPE_CHECKING:
+    from .types import ArrayStream
+
 __all__ = ["GAP", "STALE", "MarketService"]
 
 log = logging.getLogger("bfsync.market")
@@ -76,6 +80,28 @@ log = logging.getLogger("bfsync.market")
 GAP = "bfsync.gap"
 STALE = "bfsync.stale"
 _numbers = itertools.count(1)
+
+
+def _stream_decoder() -> Callable[[bytes], Any]:
+    """
+    ``orjson.loads`` when the optional ``orjson`` is installed, else ``json.loads``.
+
+    orjson decodes a stream's events with about a third less CPU time, so the I/O thread
+    keeps up with faster streams. Both give the same dicts for Binance's JSON and both raise
+    ``ValueError`` on a bad message.
+    """
+    try:
+        module = importlib.import_module("orjson")
+    except ImportError:
+        return json.loads
+    loads: Callable[[bytes], Any] = module.loads
+    return loads
+
+
+_loads = _stream_decoder()
+# Events handed to the lane at most per batch: one read of a busy socket can bring tens of
+# thousands, and a batch larger than queue_size would drop most of itself on arrival.
+_FLUSH_AT = 256
 Handler = Callable[[dict[str, Any]], object]
 
 
@@ -140,7 +166,7 @@ class _ShardChannel(ChannelBase):
     @_unless_collected(None)
     def on_text(self, link: LinkView, data: bytes, now: float) -> None:
         try:
-            message = json.loads(data)
+            message = _loads(data)
         except ValueError:
             self.malformed += 1
             log.warning("%s: ignored a message that is not JSON: %.200r", self.name, data)
@@ -186,6 +212,8 @@ class _ShardChannel(ChannelBase):
                     log.exception("%s: the order book of %s failed on a diff", self.name, stream)
         if stream not in service._book_only:
             self.batch.extend(admitted)
+            if len(self.batch) >= _FLUSH_AT:
+                self.flush()
         if recovered:
             service._check_stale(now)
 
@@ -503,8 +531,17 @@ class MarketService:
         """
         return self._lane.events(timeout)
 
+    @overload
+    def latest(self, stream: ArrayStream) -> Optional[list[dict[str, Any]]]: ...  # type: ignore[overload-overlap]
+    @overload
+    def latest(self, stream: str) -> Optional[dict[str, Any]]: ...
     def latest(self, stream: str) -> Optional[Any]:
-        """The last payload of ``stream`` (e.g. ``"btcusdt@bookTicker"``), or ``None``."""
+        """
+        The last payload of ``stream`` (e.g. ``"btcusdt@bookTicker"``), or ``None``.
+
+        A payload is Binance's JSON object, except on the ``!...@arr`` streams, whose payloads
+        are lists of them: typed so when the name is written out, a ``dict`` otherwise.
+        """
         return self._lane.latest(canonical(stream, "stream"))
 
     def order_book(

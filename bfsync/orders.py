@@ -101,6 +101,16 @@ ORDER_TYPES: tuple[str, ...] = (
     "TRAILING_STOP_MARKET",
 )
 CONDITIONAL_TYPES: frozenset[str] = frozenset(ORDER_TYPES[2:])
+# The service method that places each type (for callers that pick it by name: the CLI, Excel).
+PLACE_METHODS: Mapping[str, str] = {
+    "LIMIT": "place_limit_order",
+    "MARKET": "place_market_order",
+    "STOP": "place_stop_order",
+    "STOP_MARKET": "place_stop_market_order",
+    "TAKE_PROFIT": "place_take_profit_order",
+    "TAKE_PROFIT_MARKET": "place_take_profit_market_order",
+    "TRAILING_STOP_MARKET": "place_trailing_stop_market_order",
+}
 
 ORDER_PLACE = "order.place"
 ALGO_ORDER_PLACE = "algoOrder.place"

@@ -13,6 +13,8 @@ only reads (safe to send again) or places orders. The rest is how REST differs f
 - :func:`decode_response`: an HTTP answer as the frame-like dict callers get
   (``{"status", "result", "rateLimits"}``), or the exception of bfsync's tree. The error
   itself is built by :func:`bfsync.protocol.error_for`, as for ws-fapi replies.
+- :func:`decode_public_get`: the answer of an unsigned ``GET`` of public data (depth,
+  exchangeInfo) as its JSON object, or the same exceptions.
 - :func:`rest_base_url`: the one rule that keeps a test from calling production: a service
   whose ``ws_url`` is not Binance's must name its ``rest_url``.
 
@@ -41,6 +43,7 @@ __all__ = [
     "CALLS",
     "UNKNOWN_OUTCOME_CODES",
     "RestCall",
+    "decode_public_get",
     "decode_response",
     "encode_params",
     "rate_limits_from_headers",
@@ -265,6 +268,46 @@ def decode_response(
             response=frame,
         )
     return _raise(exc)
+
+
+def decode_public_get(
+    url: str, status: int, headers: Mapping[str, str], text: str
+) -> dict[str, Any]:
+    """
+    The JSON object of the answer to an unsigned ``GET {url}`` (public data).
+
+    Raises:
+        RateLimitError: 429 or 418 (``retry_after`` from the ``Retry-After`` header).
+        RequestError: any other status but 200 (``status``; ``code``/``msg`` when the body is
+            Binance's ``{"code", "msg"}``), or a 200 whose body is not a JSON object.
+    """
+    try:
+        decoded: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        decoded = None
+    body = decoded if isinstance(decoded, dict) else None
+    if status == 200:
+        if body is None:
+            raise RequestError(
+                f"GET {url}: HTTP 200 but the body is not a JSON object: {text[:200]!r}",
+                status=status,
+            )
+        return body
+    code = body.get("code") if body is not None else None
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    msg = str(body.get("msg", "")) if body is not None and code is not None else None
+    detail = f" ({code}: {msg})" if code is not None else ""
+    message = f"GET {url} failed: HTTP {status}{detail}"
+    if status in (418, 429):
+        raise RateLimitError(
+            message,
+            retry_after=_retry_after_header(headers),
+            code=code,
+            msg=msg,
+            status=status,
+            response=body,
+        )
+    raise RequestError(message, code=code, msg=msg, status=status, response=body)
 
 
 def _raise(exc: BaseException) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from .exceptions import (
     ConnectionError,
     OrderValidationError,
 )
+from .orderbook import SNAPSHOT_LIMITS
 from .orders import format_params, prepare_order
 from .protocol import METHODS
 from .signing import ED25519, load_signer
@@ -87,7 +88,6 @@ log = logging.getLogger("bfsync.service")
 #: :mod:`bfsync.types` (``ReplyFrame[Order]``, ``Future[ReplyFrame[Order]]``, ...).
 Reply = Any
 
-_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _COUNTED_ORDERS = frozenset({"order.place", "algoOrder.place", "order.modify"})
 _EXIT_WAIT = 0.2  # seconds a dropped service's threads get to stop at interpreter exit
 _PREPARED = frozenset(
@@ -393,9 +393,9 @@ class WebSocketService(RestCalls):
             _require_symbol(symbol)
             from ._numbers import integer_of
 
-            if limit is not None and integer_of(limit) not in _DEPTH_LIMITS:
+            if limit is not None and integer_of(limit) not in SNAPSHOT_LIMITS:
                 raise OrderValidationError(
-                    f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {limit!r}"
+                    f"limit must be one of {', '.join(map(str, SNAPSHOT_LIMITS))}, got {limit!r}"
                 )
         return self._call("depth", {"symbol": symbol, "limit": limit}, wait_for_response)
 

@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Optional
 
+from ..orderbook import SNAPSHOT_LIMITS
+from ..orders import ORDER_TYPES
+
 __all__ = [
     "DEPTH_LIMITS",
     "ORDER_TYPES",
@@ -26,16 +29,7 @@ __all__ = [
     "parse",
 ]
 
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-ORDER_TYPES = (
-    "LIMIT",
-    "MARKET",
-    "STOP",
-    "STOP_MARKET",
-    "TAKE_PROFIT",
-    "TAKE_PROFIT_MARKET",
-    "TRAILING_STOP_MARKET",
-)
+DEPTH_LIMITS = SNAPSHOT_LIMITS  # what GET /fapi/v1/depth takes as limit
 # Commands that need no keys (public market data).
 PUBLIC_COMMANDS = frozenset({"price", "book", "depth", "watch"})
 # Commands whose output is a table, so --csv makes sense.

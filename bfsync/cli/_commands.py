@@ -17,6 +17,7 @@ from typing import IO, Any, Callable, Optional
 
 from ..client import BinanceClient
 from ..exceptions import ConnectionError, RequestError
+from ..orders import PLACE_METHODS, prepare_order
 from . import _format as fmt
 from ._args import PUBLIC_COMMANDS, Invocation, order_keywords
 from ._profiles import (
@@ -33,15 +34,6 @@ __all__ = ["COMMANDS", "Context", "NotConfirmed", "run_command"]
 
 # Public market data needs no keys; the service still wants some (it never signs with these).
 _ANONYMOUS = Credentials("anonymous", "0" * 64, "no keys (public data)")  # HMAC-shaped
-_PLACE = {
-    "LIMIT": "place_limit_order",
-    "MARKET": "place_market_order",
-    "STOP": "place_stop_order",
-    "STOP_MARKET": "place_stop_market_order",
-    "TAKE_PROFIT": "place_take_profit_order",
-    "TAKE_PROFIT_MARKET": "place_take_profit_market_order",
-    "TRAILING_STOP_MARKET": "place_trailing_stop_market_order",
-}
 _WATCH_POLL = 0.25  # seconds: how often watch checks its state and redraws when idle
 _REDRAW_EVERY = 0.1  # seconds between two redraws of the live table
 
@@ -193,29 +185,23 @@ def _positions(ctx: Context) -> int:
     return 0
 
 
-def _both(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Start ``wait_for_response=False`` calls together; their results, or raise the first error."""
-    futures = [call() for call in calls]
-    return [future.result() for future in futures]
+def _open_orders(ws: Any, symbol: str) -> tuple[Any, Any]:
+    """The open plain and algo orders' replies, both asked at once; or the first error."""
+    plain = ws.get_open_orders(symbol, wait_for_response=False)
+    algo = ws.get_open_algo_orders(symbol, wait_for_response=False)
+    return plain.result(), algo.result()
 
 
 def _orders(ctx: Context) -> int:
     symbol = ctx.invocation.args["symbol"]
     ws = ctx.websocket()
-    plain, algo = _both(
-        [
-            lambda: ws.get_open_orders(symbol, wait_for_response=False),
-            lambda: ws.get_open_algo_orders(symbol, wait_for_response=False),
-        ]
-    )
+    plain, algo = _open_orders(ws, symbol)
     document = {"orders": plain["result"], "algoOrders": algo["result"]}
     ctx.output(document, fmt.orders_table(plain["result"], algo["result"]))
     return 0
 
 
 def _order(ctx: Context) -> int:
-    from ..orders import prepare_order
-
     args = ctx.invocation.args
     order_type = args["type"]
     kwargs = order_keywords(args)
@@ -238,7 +224,7 @@ def _order(ctx: Context) -> int:
         ctx.say(f"  {name.ljust(width)}  {value}")
     ctx.confirm("Send this order?")
     ws.connect()
-    result = getattr(ws, _PLACE[order_type])(**kwargs)["result"]
+    result = getattr(ws, PLACE_METHODS[order_type])(**kwargs)["result"]
     ctx.output(result, fmt.reply_table(result))
     return 0
 
@@ -266,12 +252,7 @@ def _cancel(ctx: Context) -> int:
 def _cancel_all(ctx: Context) -> int:
     symbol = ctx.invocation.args["symbol"]
     ws = ctx.websocket()
-    plain, algo = _both(
-        [
-            lambda: ws.get_open_orders(symbol, wait_for_response=False),
-            lambda: ws.get_open_algo_orders(symbol, wait_for_response=False),
-        ]
-    )
+    plain, algo = _open_orders(ws, symbol)
     n_plain, n_algo = len(plain["result"] or []), len(algo["result"] or [])
     ctx.confirm(
         f"Cancel every open order of {symbol} on {ctx.where(ws)}: {n_plain} plain "

@@ -29,7 +29,8 @@ from ..exceptions import (
     RequestError,
     RequestTimeoutError,
 )
-from ..orders import ORDER_TYPES
+from ..orderbook import SNAPSHOT_LIMITS
+from ..orders import ORDER_TYPES, PLACE_METHODS
 from ._shared import registry, service, user_stream
 
 __all__ = [
@@ -89,21 +90,11 @@ ORDER_COLUMNS = (
     "reduceOnly",
     "time",
 )
-_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _MAX_TEXT = 255
 # A follower waits for the leader's fetch: connecting plus one request, at the library's
 # longest defaults (30 s each), plus a margin. The leader's own waits are bounded by those.
 _FOLLOWER_WAIT = 65.0
 _CONFIRMATIONS = ("YES", "TRUE")
-_PLACE = {
-    "LIMIT": "place_limit_order",
-    "MARKET": "place_market_order",
-    "STOP": "place_stop_order",
-    "STOP_MARKET": "place_stop_market_order",
-    "TAKE_PROFIT": "place_take_profit_order",
-    "TAKE_PROFIT_MARKET": "place_take_profit_market_order",
-    "TRAILING_STOP_MARKET": "place_trailing_stop_market_order",
-}
 _TIME_IN_FORCE_DEFAULT = frozenset({"LIMIT", "STOP", "TAKE_PROFIT"})
 # Binance's order keywords, so that a column headed "Stop Price" or "stop_price" finds
 # ``stopPrice``; any other header is passed on as written, and validation refuses it by name.
@@ -325,8 +316,10 @@ def _book(symbol: Any, field: Any, name: Any) -> Any:
 def _depth(symbol: Any, limit: Any, name: Any) -> list[list[Any]]:
     sym, svc = _symbol(symbol), _name(name)
     levels = _int(limit, "limit", 10)
-    if levels not in _DEPTH_LIMITS:
-        raise ValueError(f"limit must be one of {', '.join(map(str, _DEPTH_LIMITS))}, got {levels}")
+    if levels not in SNAPSHOT_LIMITS:
+        raise ValueError(
+            f"limit must be one of {', '.join(map(str, SNAPSHOT_LIMITS))}, got {levels}"
+        )
     result = _read(
         (svc, "depth", sym, levels), lambda: service(svc).get_depth(sym, levels)["result"]
     )
@@ -396,7 +389,7 @@ def _place_order(
     params: dict[str, Any],
 ) -> str:
     kind = _text(order_type, "order_type")
-    if kind not in _PLACE:
+    if kind not in PLACE_METHODS:
         raise ValueError(f"order_type must be one of {', '.join(ORDER_TYPES)}, got {kind!r}")
     kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
     kwargs.update(symbol=_symbol(symbol), side=_text(side, "side"))
@@ -414,7 +407,7 @@ def _place_order(
     svc = service(svc_name)
     _follow_orders(svc_name)
     try:
-        reply = getattr(svc, _PLACE[kind])(**kwargs)
+        reply = getattr(svc, PLACE_METHODS[kind])(**kwargs)
     finally:
         # Whatever happened, positions, balances and open orders may have changed.
         registry().cache.discard(lambda key: isinstance(key, tuple) and key[0] == svc_name)

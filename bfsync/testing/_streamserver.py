@@ -409,22 +409,8 @@ class StreamsMixin:
         the top levels. The ``U/u/pu`` chain continues from the previous event. Returns the
         payload.
         """
-        bid_levels, ask_levels = to_levels(bids, "bids"), to_levels(asks, "asks")
         with self._cond:
-            book = self._book(symbol)
-            first, last, prev = book.apply(bid_levels, ask_levels)
-            now = self._now_ms()
-            payload = {
-                "e": "depthUpdate",
-                "E": now,
-                "T": now,
-                "s": symbol,
-                "U": first,
-                "u": last,
-                "pu": prev,
-                "b": book.wire(bid_levels),
-                "a": book.wire(ask_levels),
-            }
+            book, payload = self._apply_depth(symbol, bids, asks)
             partial: list[tuple[str, str]] = []
             low = symbol.lower()
             for levels in (5, 10, 20):
@@ -450,22 +436,29 @@ class StreamsMixin:
         Snapshots include it, so a client that resyncs is right again. Returns the lost
         payload.
         """
-        bid_levels, ask_levels = to_levels(bids, "bids"), to_levels(asks, "asks")
         with self._cond:
-            book = self._book(symbol)
-            first, last, prev = book.apply(bid_levels, ask_levels)
-            now = self._now_ms()
-            return {
-                "e": "depthUpdate",
-                "E": now,
-                "T": now,
-                "s": symbol,
-                "U": first,
-                "u": last,
-                "pu": prev,
-                "b": book.wire(bid_levels),
-                "a": book.wire(ask_levels),
-            }
+            return self._apply_depth(symbol, bids, asks)[1]
+
+    def _apply_depth(
+        self, symbol: str, bids: LevelInput, asks: LevelInput
+    ) -> tuple[Book, JsonDict]:
+        """Apply a diff to ``symbol``'s live book (caller holds the lock): the book, the event."""
+        bid_levels, ask_levels = to_levels(bids, "bids"), to_levels(asks, "asks")
+        book = self._book(symbol)
+        first, last, prev = book.apply(bid_levels, ask_levels)
+        now = self._now_ms()
+        payload = {
+            "e": "depthUpdate",
+            "E": now,
+            "T": now,
+            "s": symbol,
+            "U": first,
+            "u": last,
+            "pu": prev,
+            "b": book.wire(bid_levels),
+            "a": book.wire(ask_levels),
+        }
+        return book, payload
 
     def publish_book_ticker(
         self,

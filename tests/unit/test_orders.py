@@ -13,6 +13,7 @@ from bfsync.exceptions import OrderValidationError
 from bfsync.orders import (
     CONDITIONAL_TYPES,
     ORDER_TYPES,
+    PLACE_METHODS,
     PreparedOrder,
     format_decimal,
     format_params,
@@ -1043,3 +1044,12 @@ def test_without_validation_conditional_mapping_applies() -> None:
         )
         == order
     )
+
+
+def test_place_methods_name_a_service_method_for_every_order_type() -> None:
+    """PLACE_METHODS maps each order type to a placing method the service has."""
+    from bfsync.service import WebSocketService
+
+    assert list(ORDER_TYPES) == list(PLACE_METHODS)
+    missing = [m for m in PLACE_METHODS.values() if not callable(getattr(WebSocketService, m, 0))]
+    assert [] == missing
