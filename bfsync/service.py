@@ -1243,9 +1243,9 @@ def _stop(transport: Transport, dispatcher: Dispatcher) -> None:
     """
     Stop a dropped service's threads (its weakref finalizer; must not refer to it).
 
-    At interpreter exit (the main thread has finished) it waits at most about half a second
-    in all: a healthy I/O thread stops in milliseconds, a stuck one must not delay the exit
-    (its daemon threads end with the process).
+    At interpreter exit (the main thread has finished) it waits well under a second in all
+    (``_EXIT_WAIT`` per step): a healthy I/O thread stops in milliseconds, a stuck one must
+    not delay the exit (its daemon threads end with the process).
     """
     exiting = not threading.main_thread().is_alive()
     transport.close(_EXIT_WAIT if exiting else 2.0)
