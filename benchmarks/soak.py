@@ -195,6 +195,7 @@ class Kind:
         self.futures = 0
         self.worst_blocking = 0.0
         self.worst_future = 0.0
+        self.errors: collections.Counter[str] = collections.Counter()
 
 
 class Stats:
@@ -225,6 +226,7 @@ class Stats:
         with self.lock:
             if kind is not None and exc is not None:
                 self.kinds[kind].failed += 1
+                self.kinds[kind].errors[type(exc).__name__.replace("Error", "")] += 1
             if exc is None:
                 self.successes += 1
                 return
@@ -791,10 +793,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                     str(r.failed),
                     f"{r.worst_blocking:.2f}",
                     f"{r.worst_future:.2f}",
+                    " ".join(f"{name} {n}" for name, n in r.errors.most_common(3)),
                 )
                 for kind, r in kinds
             ],
-            ("calls after fault", "injected", "calls", "failed", "worst call s", "worst future s"),
+            (
+                "calls after fault",
+                "injected",
+                "calls",
+                "failed",
+                "worst call s",
+                "worst future s",
+                "failed as (most)",
+            ),
         )
     )
     print(f"(bound: request_timeout {CONFIG['request_timeout']:g} s + {args.margin:g} s)")
