@@ -59,6 +59,7 @@ from .protocol import (
     METHODS,
     NONE,
     SIGNED,
+    USER_STREAM,
     decode_frame,
     encode_request,
     error_for,
@@ -582,7 +583,7 @@ class RpcSession(ChannelBase):
         if self.state is State.LOGGED_IN:
             self.set_state(State.CONNECTED)
         for request in list(self._pending.values()):
-            if request.via_session or request.security == SIGNED:
+            if request.via_session or request.security in (SIGNED, USER_STREAM):
                 self._unpend(request)
                 settle_error(
                     request.future,

@@ -17,6 +17,7 @@ from .service import WebSocketService
 
 if TYPE_CHECKING:
     from .market import MarketService
+    from .userstream import UserDataStream
 
 __all__ = ["BinanceClient"]
 
@@ -62,7 +63,12 @@ class BinanceClient:
             ValueError: a bad ``config``.
             ConnectionError: the connection could not be opened.
         """
-        merged = {"ws_url": self.ws_url, "rest_url": self.rest_url, **(config or {})}
+        merged = {
+            "ws_url": self.ws_url,
+            "rest_url": self.rest_url,
+            "stream_url": self.stream_url,  # for ws.user_stream()
+            **(config or {}),
+        }
         service = WebSocketService(api_key, private_key_path, enable_validation, merged)
         service.connect()
         return service
@@ -92,3 +98,33 @@ class BinanceClient:
         service = MarketService(message_handler, merged)
         service.connect()
         return service
+
+    def user_stream(
+        self,
+        api_key: str,
+        message_handler: Optional[Callable[[dict[str, Any]], object]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> UserDataStream:
+        """
+        A new, started ``UserDataStream`` of ``api_key``'s account (``bfsync.userstream``).
+
+        Needs only the API key: it opens its own ws-fapi connection (no signing) for the
+        listenKey, on the stream's own I/O thread. Blocks at most about ``connection_timeout``
+        twice plus ``request_timeout``.
+
+        Raises:
+            ListenKeyError: ``userDataStream.start`` refused (-2015: a bad or revoked key).
+            RequestTimeoutError, ConnectionError: as ``UserDataStream.start``.
+            ValueError: a bad ``config`` or ``message_handler``.
+        """
+        from .userstream import UserDataStream
+
+        merged = {
+            "stream_url": self.stream_url,
+            "ws_url": self.ws_url,
+            "rest_url": self.rest_url,
+            **(config or {}),
+        }
+        stream = UserDataStream(api_key, message_handler, merged)
+        stream.start()
+        return stream

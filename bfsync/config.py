@@ -81,6 +81,28 @@ def _queue_size(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ValueError(f"config['queue_size'] must be an integer >= 1, got {value!r}")
 
 
+def _private_url_form(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ("query", "path"):
+        raise ValueError(f"config['private_url_form'] must be 'query' or 'path', got {value!r}")
+
+
+def _events(value: Any) -> Any:
+    from ._userdata import check_events
+
+    return check_events(value)
+
+
+def _positive_int(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"config[{attribute.name!r}] must be an integer >= 1, got {value!r}")
+
+
+def _default_events() -> tuple[str, ...]:
+    from ._userdata import DEFAULT_EVENTS
+
+    return DEFAULT_EVENTS
+
+
 def _recv_window(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
@@ -144,6 +166,12 @@ class Config:
     )
     queue_size: int = attrs.field(default=10_000, validator=_queue_size)
     stale_after: Optional[float] = attrs.field(default=None, validator=_stale_after)
+    # User data streams (bfsync.userstream)
+    keepalive_interval: float = attrs.field(default=1800, validator=_positive_number)
+    events: tuple[str, ...] = attrs.field(factory=_default_events, converter=_events)
+    private_url_form: str = attrs.field(default="query", validator=_private_url_form)
+    reconcile: bool = attrs.field(default=False, validator=_bool)
+    order_history: int = attrs.field(default=1000, validator=_positive_int)
 
     @classmethod
     def from_dict(cls, config: Optional[Mapping[str, Any]], **defaults: Any) -> Config:

@@ -19,6 +19,9 @@ them let a caller tell cases apart::
     │   │   └── OrderServerError            an order answered 5xx or -1006/-1007: outcome unknown
     │   └── OrderNotFoundError              resolve_unknown(): the exchange has no such order
     ├── UserStreamError
+    │   ├── ListenKeyError                  listenKey refused (also RequestError)
+    │   ├── OrderEndedError                 wait_for_order: the order ended otherwise
+    │   └── OrderWaitTimeoutError           wait_for_order: no match in time (a timeout)
     ├── OrderBookOutOfSyncError             a local order book read while not in sync
     └── OrderValidationError                refused before sending (also ValueError)
 
@@ -42,15 +45,18 @@ __all__ = [
     "BinanceWebSocketError",
     "ConnectionError",
     "ConnectionLostError",
+    "ListenKeyError",
     "LoginRejectedError",
     "OrderAuthenticationLostError",
     "OrderBookOutOfSyncError",
     "OrderConnectionLostError",
+    "OrderEndedError",
     "OrderNotFoundError",
     "OrderServerError",
     "OrderStatusUnknownError",
     "OrderTimeoutError",
     "OrderValidationError",
+    "OrderWaitTimeoutError",
     "RateLimitError",
     "RequestError",
     "RequestTimeoutError",
@@ -216,3 +222,51 @@ class OrderAuthenticationLostError(OrderStatusUnknownError, AuthenticationError)
 
 class LoginRejectedError(AuthenticationError, RequestError):
     """The server refused ``session.logon``; ``code`` says why."""
+
+
+class ListenKeyError(UserStreamError, RequestError):
+    """
+    The server refused ``userDataStream.start`` or ``ping``; ``code`` says why (-2014 / -2015:
+    a bad or revoked API key; -1125: the listenKey is gone).
+    """
+
+
+class OrderWaitTimeoutError(UserStreamError, RequestTimeoutError):
+    """
+    ``UserDataStream.wait_for_order`` saw no awaited status in time.
+
+    Attributes:
+        client_order_id: the id waited for.
+        last_event: the last ORDER_TRADE_UPDATE / ALGO_UPDATE seen for it, or ``None``.
+        gaps: how many gaps (events possibly missed) the stream had during the wait; when
+            not 0, the status may have changed unseen: look the order up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        client_order_id: Optional[str] = None,
+        last_event: Optional[dict[str, Any]] = None,
+        gaps: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.client_order_id = client_order_id
+        self.last_event = last_event
+        self.gaps = gaps
+
+
+class OrderEndedError(UserStreamError):
+    """
+    ``UserDataStream.wait_for_order``: the order reached a final status that was not awaited
+    (e.g. CANCELED while waiting for FILLED), so the awaited one can never come.
+
+    Attributes:
+        client_order_id: the id waited for.
+        event: the ORDER_TRADE_UPDATE / ALGO_UPDATE with the final status.
+    """
+
+    def __init__(self, message: str, *, client_order_id: str, event: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.client_order_id = client_order_id
+        self.event = event

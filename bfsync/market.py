@@ -51,7 +51,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, overload
 
 from ._delivery import DeliveryLane
 from ._dispatch import Dispatcher
@@ -68,6 +68,9 @@ from .exceptions import (
 )
 from .livebook import OrderBook, SnapshotFetcher, rest_snapshot_fetcher
 from .transport import State
+
+if TYPE_CHECKING:
+    from .types import ArrayStream
 
 __all__ = ["GAP", "STALE", "MarketService"]
 
@@ -503,8 +506,17 @@ class MarketService:
         """
         return self._lane.events(timeout)
 
+    @overload
+    def latest(self, stream: ArrayStream) -> Optional[list[dict[str, Any]]]: ...  # type: ignore[overload-overlap]
+    @overload
+    def latest(self, stream: str) -> Optional[dict[str, Any]]: ...
     def latest(self, stream: str) -> Optional[Any]:
-        """The last payload of ``stream`` (e.g. ``"btcusdt@bookTicker"``), or ``None``."""
+        """
+        The last payload of ``stream`` (e.g. ``"btcusdt@bookTicker"``), or ``None``.
+
+        A payload is Binance's JSON object, except on the ``!...@arr`` streams, whose payloads
+        are lists of them: typed so when the name is written out, a ``dict`` otherwise.
+        """
         return self._lane.latest(canonical(stream, "stream"))
 
     def order_book(

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         TickerPrice,
         TrailingStopMarketOrderParams,
     )
+    from .userstream import UserDataStream
 
 __all__ = ["Reply", "WebSocketService"]
 
@@ -1102,6 +1103,27 @@ class WebSocketService(RestCalls):
             ConnectionError: the service is closed or failed, or the link was lost.
         """
         return self._call("userDataStream.stop", {}, wait_for_response)
+
+    def user_stream(
+        self,
+        message_handler: Optional[Callable[[dict[str, Any]], object]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> UserDataStream:
+        """
+        A started user data stream of this service's API key (``bfsync.userstream``): its
+        listenKey is managed over this connection, its private connection is served by this
+        service's I/O thread, and it ends when the service is closed. ``config`` is merged
+        over this service's settings (``reconcile=True`` is available here).
+
+        Raises:
+            ListenKeyError, RequestTimeoutError, ConnectionError: as ``UserDataStream.start``.
+            ValueError: a bad ``config`` or ``message_handler``.
+        """
+        from .userstream import UserDataStream
+
+        stream = UserDataStream(None, message_handler, config, service=self)
+        stream.start()
+        return stream
 
     # Exchange filters
 

@@ -148,6 +148,11 @@ class Transport:
         return State.FAILED if self.forked else self._session.state
 
     @property
+    def io_thread(self) -> IOThread:
+        """The I/O thread serving this session (a user data stream adds its channel to it)."""
+        return self._io
+
+    @property
     def pending_count(self) -> int:
         """Requests sent and not yet answered, plus those queued."""
         return self._session.pending_count

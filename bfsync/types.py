@@ -28,7 +28,16 @@ them at run time.
 import sys
 from concurrent.futures import Future
 from decimal import Decimal
-from typing import Generic, Literal, Optional, SupportsFloat, SupportsIndex, TypeVar, Union
+from typing import (
+    Generic,
+    Literal,
+    Optional,
+    SupportsFloat,
+    SupportsIndex,
+    TypeVar,
+    Union,
+    final,
+)
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -57,6 +66,16 @@ __all__ = [
     "ModifyOrderParams",
     "OrderLookupParams",
     "AlgoOrderLookupParams",
+    # Keywords of the REST calls
+    "KlineInterval",
+    "ContractType",
+    "MarginType",
+    "IncomeType",
+    "OpenAlgoOrdersParams",
+    "KlineParams",
+    "FundingRateParams",
+    "AccountTradesParams",
+    "IncomeParams",
     # Replies
     "RateLimit",
     "ReplyFrame",
@@ -75,6 +94,22 @@ __all__ = [
     "AccountStatus",
     "ListenKey",
     "Empty",
+    # Replies of the REST calls
+    "CodeMessage",
+    "Leverage",
+    "PositionMode",
+    "MultiAssetsMode",
+    "Kline",
+    "MarkPrice",
+    "FundingRate",
+    "ServerTime",
+    "AccountTrade",
+    "Income",
+    "CommissionRate",
+    "LeverageBracket",
+    "LeverageBrackets",
+    # Market streams
+    "ArrayStream",
 ]
 
 _T = TypeVar("_T")
@@ -219,16 +254,117 @@ class AlgoOrderLookupParams(TypedDict, total=False):
 
 
 # ---------------------------------------------------------------------------------------------
+# Keywords of the REST calls (``bfsync/_restcalls.py``)
+#
+# With ``enable_validation=True`` bfsync checks these at run time: times, ids, ``limit`` and
+# ``page`` must be a Python ``int`` (not a float or numpy integer), flags a bool or
+# ``"true"``/``"false"``. Keywords the REST calls do not list are refused by mypy here; without
+# validation bfsync still sends them (add ``# type: ignore[call-arg]`` for a parameter Binance
+# added after this release).
+
+KlineInterval = Union[
+    Literal[
+        "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"
+    ],
+    str,
+]
+ContractType = Union[
+    Literal["PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER", "TRADIFI_PERPETUAL"], str
+]
+MarginType = Union[Literal["ISOLATED", "CROSSED"], str]
+IncomeType = Union[
+    Literal[
+        "TRANSFER",
+        "WELCOME_BONUS",
+        "REALIZED_PNL",
+        "FUNDING_FEE",
+        "COMMISSION",
+        "INSURANCE_CLEAR",
+        "REFERRAL_KICKBACK",
+        "COMMISSION_REBATE",
+        "API_REBATE",
+        "CONTEST_REWARD",
+        "CROSS_COLLATERAL_TRANSFER",
+        "OPTIONS_PREMIUM_FEE",
+        "OPTIONS_SETTLE_PROFIT",
+        "INTERNAL_TRANSFER",
+        "AUTO_EXCHANGE",
+        "DELIVERED_SETTELMENT",
+        "COIN_SWAP_DEPOSIT",
+        "COIN_SWAP_WITHDRAW",
+        "POSITION_LIMIT_INCREASE_FEE",
+        "STRATEGY_UMFUTURES_TRANSFER",
+        "FEE_RETURN",
+        "BFUSD_REWARD",
+    ],
+    str,
+]
+
+
+class OpenAlgoOrdersParams(TypedDict, total=False):
+    """``get_open_algo_orders``: ``algoType`` (``"CONDITIONAL"``), ``algoId``."""
+
+    algoType: Optional[Literal["CONDITIONAL"]]
+    algoId: Optional[int]
+    recvWindow: Optional[int]
+
+
+class KlineParams(TypedDict, total=False):
+    """``get_klines`` / ``get_continuous_klines``: times in ms, ``limit`` 1 to 1500 (500)."""
+
+    startTime: Optional[int]
+    endTime: Optional[int]
+    limit: Optional[int]
+
+
+class FundingRateParams(TypedDict, total=False):
+    """``get_funding_rate_history``: ``symbol``, times in ms, ``limit`` 1 to 1000 (100)."""
+
+    symbol: Optional[str]
+    startTime: Optional[int]
+    endTime: Optional[int]
+    limit: Optional[int]
+
+
+class AccountTradesParams(TypedDict, total=False):
+    """``get_account_trades``: ``orderId``, times in ms (7 days at most apart), ``fromId``,
+    ``limit`` 1 to 1000 (500)."""
+
+    orderId: Optional[int]
+    startTime: Optional[int]
+    endTime: Optional[int]
+    fromId: Optional[int]
+    limit: Optional[int]
+    recvWindow: Optional[int]
+
+
+class IncomeParams(TypedDict, total=False):
+    """``get_income_history``: ``symbol``, ``incomeType``, times in ms (the last 7 days
+    without them), ``page``, ``limit`` 1 to 1000 (100)."""
+
+    symbol: Optional[str]
+    incomeType: Optional[IncomeType]
+    startTime: Optional[int]
+    endTime: Optional[int]
+    page: Optional[int]
+    limit: Optional[int]
+    recvWindow: Optional[int]
+
+
+# ---------------------------------------------------------------------------------------------
 # Replies
 
 
 class RateLimit(TypedDict):
-    """One ``rateLimits`` counter: e.g. REQUEST_WEIGHT, MINUTE, 1, limit 2400, count 12."""
+    """One ``rateLimits`` counter: e.g. REQUEST_WEIGHT, MINUTE, 1, limit 2400, count 12.
+
+    ``limit`` is absent from REST replies (their ``X-MBX-USED-WEIGHT-*`` headers carry only
+    the count)."""
 
     rateLimitType: str
     interval: str
     intervalNum: int
-    limit: int
+    limit: NotRequired[int]
     count: int
 
 
@@ -237,10 +373,11 @@ class ReplyFrame(TypedDict, Generic[_T]):
     What a call returns: the server's reply frame, ``result`` typed per call.
 
     Replies with a status other than 200 are never returned: they raise ``RequestError``.
-    ``rateLimits`` is there unless ``config["return_rate_limits"]`` is False.
+    ``rateLimits`` is there unless ``config["return_rate_limits"]`` is False. ``id`` (the
+    request id) is in every ws-fapi reply; the REST calls' replies have none.
     """
 
-    id: Union[int, str, None]
+    id: NotRequired[Union[int, str, None]]
     status: int
     result: _T
     rateLimits: NotRequired[list[RateLimit]]
@@ -291,8 +428,13 @@ class TickerBook(TypedDict):
     time: int
 
 
+@final
 class Order(TypedDict):
-    """An order (``order.place``, ``order.modify``, ``order.cancel``, ``order.status``)."""
+    """An order (``order.place``, ``order.modify``, ``order.cancel``, ``order.status``, and
+    REST ``get_open_orders``, which has no ``cumQty``).
+
+    ``@final``, as is :class:`AlgoOrder`, so that ``"algoId" in result`` tells the two apart
+    for mypy (``resolve_unknown``)."""
 
     orderId: int
     symbol: str
@@ -301,7 +443,7 @@ class Order(TypedDict):
     price: str
     origQty: str
     executedQty: str
-    cumQty: str
+    cumQty: NotRequired[str]
     timeInForce: str
     type: str
     reduceOnly: bool
@@ -324,8 +466,11 @@ class Order(TypedDict):
     modifyId: NotRequired[int]
 
 
+@final
 class AlgoOrder(TypedDict):
-    """A conditional order (``algoOrder.place``)."""
+    """A conditional order (``algoOrder.place``; REST ``get_algo_order``,
+    ``get_open_algo_orders``, which add ``actualOrderId`` and ``actualPrice``: the plain
+    order's id and price once triggered)."""
 
     algoId: int
     clientAlgoId: str
@@ -352,6 +497,8 @@ class AlgoOrder(TypedDict):
     goodTillDate: int
     activatePrice: NotRequired[str]
     callbackRate: NotRequired[str]
+    actualOrderId: NotRequired[str]
+    actualPrice: NotRequired[str]
 
 
 class AlgoOrderCancel(TypedDict):
@@ -462,3 +609,148 @@ class ListenKey(TypedDict):
 
 class Empty(TypedDict):
     """A result with no fields (``userDataStream.stop``)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies of the REST calls (shapes from Binance's USD-M Futures REST documentation)
+
+
+class CodeMessage(TypedDict):
+    """``{"code": 200, "msg": ...}``: ``cancel_all_open_orders``, ``cancel_all_algo_orders``,
+    ``change_margin_type``, ``change_position_mode``, ``change_multi_assets_mode``."""
+
+    code: int
+    msg: str
+
+
+class Leverage(TypedDict):
+    """``change_leverage``: the leverage set and the largest position notional it allows."""
+
+    leverage: int
+    maxNotionalValue: str
+    symbol: str
+
+
+class PositionMode(TypedDict):
+    """``get_position_mode``: ``True`` for hedge mode, ``False`` for one-way."""
+
+    dualSidePosition: bool
+
+
+class MultiAssetsMode(TypedDict):
+    """``get_multi_assets_mode``."""
+
+    multiAssetsMargin: bool
+
+
+#: One candle of ``get_klines`` / ``get_continuous_klines``: open time, open, high, low,
+#: close, volume, close time, quote volume, number of trades, taker buy base volume, taker
+#: buy quote volume, an unused field. At run time each candle is a JSON array, so a
+#: ``list``: typed as a tuple so that mypy knows each position's type (``candle[4]`` is the
+#: close, a ``str``); index or unpack it, do not compare it with a tuple.
+Kline = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
+
+
+class MarkPrice(TypedDict):
+    """``get_mark_price`` of one symbol (a list of them without a symbol)."""
+
+    symbol: str
+    markPrice: str
+    indexPrice: str
+    estimatedSettlePrice: str
+    lastFundingRate: str
+    interestRate: str
+    nextFundingTime: int
+    time: int
+
+
+class FundingRate(TypedDict):
+    """One item of ``get_funding_rate_history``."""
+
+    symbol: str
+    fundingRate: str
+    fundingTime: int
+    markPrice: str
+
+
+class ServerTime(TypedDict):
+    """``get_server_time``: milliseconds since the epoch."""
+
+    serverTime: int
+
+
+class AccountTrade(TypedDict):
+    """One item of ``get_account_trades``."""
+
+    buyer: bool
+    commission: str
+    commissionAsset: str
+    id: int
+    maker: bool
+    orderId: int
+    price: str
+    qty: str
+    quoteQty: str
+    realizedPnl: str
+    side: str
+    positionSide: str
+    symbol: str
+    time: int
+
+
+class Income(TypedDict):
+    """One item of ``get_income_history``; ``symbol`` and ``tradeId`` are ``""`` when none."""
+
+    symbol: str
+    incomeType: str
+    income: str
+    asset: str
+    info: str
+    time: int
+    tranId: int
+    tradeId: str
+
+
+class CommissionRate(TypedDict):
+    """``get_commission_rate``: fractions (``"0.0002"`` is 0.02 %)."""
+
+    symbol: str
+    makerCommissionRate: str
+    takerCommissionRate: str
+    rpiCommissionRate: NotRequired[str]
+
+
+class LeverageBracket(TypedDict):
+    """One notional bracket: up to ``notionalCap`` the leverage is at most
+    ``initialLeverage`` (JSON numbers: ``int`` or ``float``)."""
+
+    bracket: int
+    initialLeverage: int
+    notionalCap: float
+    notionalFloor: float
+    maintMarginRatio: float
+    cum: float
+
+
+class LeverageBrackets(TypedDict):
+    """``get_leverage_brackets`` of one symbol (a list of them without a symbol);
+    ``notionalCoef`` only when your brackets differ from the symbol's default."""
+
+    symbol: str
+    notionalCoef: NotRequired[float]
+    brackets: list[LeverageBracket]
+
+
+# ---------------------------------------------------------------------------------------------
+# Market streams
+
+#: The streams whose payloads are lists of events (``MarketService.latest`` of one of these
+#: names is typed ``Optional[list[dict[str, Any]]]``; of any other, ``Optional[dict[...]]``).
+ArrayStream = Literal[
+    "!markPrice@arr",
+    "!markPrice@arr@1s",
+    "!ticker@arr",
+    "!miniTicker@arr",
+    "!forceOrder@arr",
+    "!assetIndex@arr",
+]

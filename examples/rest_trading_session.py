@@ -30,7 +30,8 @@ def main() -> None:
             except OrderStatusUnknownError as exc:
                 try:
                     stop = ws.resolve_unknown(exc)["result"]
-                    print("the stop exists:", stop["clientAlgoId"], stop["algoStatus"])
+                    if "algoId" in stop:  # a conditional order (tells mypy: an AlgoOrder)
+                        print("the stop exists:", stop["clientAlgoId"], stop["algoStatus"])
                 except OrderNotFoundError:
                     print("the stop was not placed")
 

@@ -27,6 +27,7 @@ CLIENT_THREADS = (
     "bfsync-market",
     "bfsync-book",
     "bfsync-excel",
+    "bfsync-user",
 )
 
 

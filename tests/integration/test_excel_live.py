@@ -333,9 +333,9 @@ def test_the_market_service_is_closed_at_exit(fx: FakeExchange) -> None:
         bx.configure(config={urls(fx)!r})
         print("price", bx.live_price("BTCUSDT"))
         deadline = time.monotonic() + 10
-        while not bx.market().list_subscriptions_local() and time.monotonic() < deadline:
+        while not bx.market().subscriptions and time.monotonic() < deadline:
             time.sleep(0.01)
-        print("held", bx.market().list_subscriptions_local())
+        print("held", bx.market().subscriptions)
         """
     )
     done = subprocess.run(  # noqa: S603 - our own interpreter and script

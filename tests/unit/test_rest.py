@@ -242,7 +242,9 @@ def test_a_local_ws_url_needs_a_rest_url(ws_url: str, rest_url: str, allowed: bo
     ("name", "params", "rule"),
     [
         ("change_leverage", {"symbol": "BTCUSDT", "leverage": 200}, "leverage must be from 1"),
-        ("change_leverage", {"symbol": "BTCUSDT", "leverage": "5"}, "leverage must be an int"),
+        ("change_leverage", {"symbol": "BTCUSDT", "leverage": "five"}, "leverage must be a whole"),
+        ("change_leverage", {"symbol": "BTCUSDT", "leverage": 2.5}, "leverage must be a whole"),
+        ("change_leverage", {"symbol": "BTCUSDT", "leverage": True}, "leverage must be a whole"),
         ("change_margin_type", {"symbol": "BTCUSDT", "marginType": "CROSS"}, "marginType"),
         ("get_klines", {"symbol": "BTCUSDT", "interval": "2m"}, "interval must be one of"),
         ("get_klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": 1501}, "limit"),
@@ -256,6 +258,17 @@ def test_validation_names_the_parameter(name: str, params: dict[str, Any], rule:
     """Bad keywords raise OrderValidationError naming the parameter and the rule."""
     with pytest.raises(OrderValidationError, match=rule):
         check_params(name, params)
+
+
+def test_whole_numbers_of_any_type_are_taken_as_ints() -> None:
+    """numpy ints and Excel's whole floats are sent as JSON ints, as on ws-fapi (issue 10)."""
+    import numpy as np
+
+    for value in (np.int64(5), np.int32(5), 5.0, np.float64(5.0), "5"):
+        checked = check_params("change_leverage", {"symbol": "BTCUSDT", "leverage": value})
+
+        assert 5 == checked["leverage"]
+        assert int is type(checked["leverage"])
 
 
 def test_validation_passes_good_params_in_wire_form() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from bfsync import BinanceClient
+from bfsync.exceptions import OrderStatusUnknownError
 
 
 def main(api_key: str, secret: str, flag: bool) -> None:
@@ -56,6 +57,52 @@ def main(api_key: str, secret: str, flag: bool) -> None:
     ws.place_stop_order(symbol="X", side="SELL", quantity="1", triggerPrice=np.float32(1), price=1)
     ws.place_trailing_stop_market_order(symbol="X", side="SELL", quantity=1, callbackRate=1)
     ws.round_price("BTCUSDT", np.float32(0.5))
+
+    # REST calls and resolve_unknown
+    ws.get_klines("BTCUSDT", "1h", limt=3)  # E: get_klines
+    ws.get_klines("BTCUSDT", "1h", startTime="yesterday")  # E: get_klines
+    candles = ws.get_klines("BTCUSDT", "1h", limit=3)["result"]
+    print(candles[-1][4] + 1)  # E: Unsupported operand types
+    ws.change_leverage("BTCUSDT", "5")  # E: change_leverage
+    ws.cancel_all_open_orders()  # E: cancel_all_open_orders
+    ws.get_open_algo_orders("BTCUSDT", algoType="TWAP")  # E: get_open_algo_orders
+    ws.get_income_history(incomeType=1)  # E: get_income_history
+    print(ws.get_mark_price("BTCUSDT")["result"][0])  # E: TypedDict key must be
+    print(ws.get_open_orders(wait_for_response=False)["result"])  # E: not indexable
+    print(ws.get_position_mode()["result"]["dualSide"])  # E: has no key "dualSide"
+    ws.resolve_unknown(RuntimeError("lost"))  # E: resolve_unknown
+    try:
+        ok = ws.place_market_order(symbol="BTCUSDT", side="BUY", quantity=1)
+    except OrderStatusUnknownError as exc:
+        found = ws.resolve_unknown(exc)["result"]
+        print(found["algoStatus"])  # E: has no key "algoStatus"
+        if "algoId" in found:
+            print(found["algoStatus"], found["actualOrderId"])
+        else:
+            print(found["status"] + found["side"])
+        later = ws.resolve_unknown(exc, "BTCUSDT", wait_for_response=False)
+        print(later.result(10)["result"]["symbol"])
+    interval = "1h" if flag else "4h"
+    close: str = candles[-1][4]
+    opened, *_ = candles[0]
+    print(close, opened + 1, interval)
+    trades = ws.get_account_trades("BTCUSDT", limit=10, startTime=0, wait_for_response=False)
+    print(sum(float(t["qty"]) for t in trades.result(10)["result"]))
+    ws.get_income_history(incomeType="FUNDING_FEE", limit=100, recvWindow=5000)
+    ws.get_funding_rate_history(symbol="BTCUSDT", limit=10)
+    ws.get_continuous_klines("BTCUSDT", "PERPETUAL", interval, endTime=1, limit=None)
+    for item in ws.get_leverage_brackets()["result"]:
+        print(item["symbol"], item["brackets"][0]["initialLeverage"] + 1)
+    print(ws.get_mark_price()["result"][0]["markPrice"])
+    ws.get_open_algo_orders(algoType="CONDITIONAL", algoId=1)
+    ws.change_margin_type("BTCUSDT", "ISOLATED")
+    ws.change_position_mode(True, wait_for_response=flag)
+
+    # MarketService: array streams' payloads are lists
+    ms = BinanceClient().market_service()
+    print((ms.latest("!ticker@arr") or [])["e"])  # E: "__getitem__" of "list"
+    print(ms.latest("btcusdt@bookTicker")["b"])  # E: not indexable
+    print((ms.latest("btcusdt@bookTicker") or {}).get("b"), ms.order_book("BTCUSDT").bids(5))
 """
 
 # Every value a user gets from the API; none may be Any or contain it.
@@ -63,6 +110,7 @@ REVEALED = """
 from __future__ import annotations
 
 from bfsync import BinanceClient, WebSocketService
+from bfsync.exceptions import OrderStatusUnknownError
 
 
 def main(ws: WebSocketService) -> None:
@@ -106,6 +154,56 @@ def main(ws: WebSocketService) -> None:
     reveal_type(ws.state)
     reveal_type(ws.round_price("X", 1.5))
     reveal_type(ws.load_exchange_info())
+    reveal_type(ws.get_open_orders())
+    reveal_type(ws.get_open_orders("BTCUSDT", wait_for_response=False))
+    reveal_type(ws.get_open_algo_orders(algoType="CONDITIONAL"))
+    reveal_type(ws.get_algo_order(clientAlgoId="c"))
+    reveal_type(ws.get_algo_order(1, wait_for_response=False))
+    reveal_type(ws.cancel_all_open_orders("BTCUSDT"))
+    reveal_type(ws.cancel_all_algo_orders("BTCUSDT", False))
+    reveal_type(ws.change_leverage("BTCUSDT", 5))
+    reveal_type(ws.change_margin_type("BTCUSDT", "CROSSED"))
+    reveal_type(ws.get_position_mode())
+    reveal_type(ws.change_position_mode(False))
+    reveal_type(ws.get_multi_assets_mode(False))
+    reveal_type(ws.change_multi_assets_mode(True))
+    reveal_type(ws.get_klines("BTCUSDT", "1m", limit=5))
+    reveal_type(ws.get_klines("BTCUSDT", "1m", False, startTime=0))
+    reveal_type(ws.get_continuous_klines("BTCUSDT", "PERPETUAL", "1d"))
+    reveal_type(ws.get_mark_price("BTCUSDT"))
+    reveal_type(ws.get_mark_price())
+    reveal_type(ws.get_mark_price(wait_for_response=False))
+    reveal_type(ws.get_funding_rate_history(symbol="BTCUSDT"))
+    reveal_type(ws.get_server_time())
+    reveal_type(ws.get_account_trades("BTCUSDT", fromId=1))
+    reveal_type(ws.get_income_history(incomeType="COMMISSION"))
+    reveal_type(ws.get_commission_rate("BTCUSDT"))
+    reveal_type(ws.get_leverage_brackets("BTCUSDT"))
+    reveal_type(ws.get_leverage_brackets())
+    reveal_type(ws.get_leverage_brackets("BTCUSDT", wait_for_response=False))
+    reveal_type(ws.resolve_unknown(OrderStatusUnknownError("x")))
+    reveal_type(ws.resolve_unknown(OrderStatusUnknownError("x"), wait_for_response=False))
+    reveal_type(ws.get_klines("BTCUSDT", "1m")["rateLimits"][0])
+"""
+
+# MarketService: payloads are Binance's dicts (dict[str, Any] is expected there), the rest
+# is exact; each line's expected type follows `# T: `, as mypy 2.x prints it.
+MARKET = """
+from __future__ import annotations
+
+from bfsync import BinanceClient
+
+
+def main() -> None:
+    ms = BinanceClient().market_service()
+    reveal_type(ms)  # T: bfsync.market.MarketService
+    reveal_type(ms.events(timeout=1))  # T: typing.Iterator[dict[str, Any]]
+    reveal_type(ms.latest("btcusdt@bookTicker"))  # T: dict[str, Any] | None
+    reveal_type(ms.latest("!markPrice@arr@1s"))  # T: list[dict[str, Any]] | None
+    reveal_type(ms.order_book("BTCUSDT", 100))  # T: bfsync.livebook.OrderBook
+    reveal_type(ms.order_book("X").bids(5))  # T: list[tuple[decimal.Decimal, decimal.Decimal]]
+    reveal_type(ms.subscribe_book_ticker(["BTCUSDT"]))  # T: dict[str, Any]
+    reveal_type(ms.subscriptions)  # T: list[str]
 """
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -117,7 +215,7 @@ _NOTE_RE = re.compile(r"^[^:]+:(\d+): note: Revealed type is \"(.*)\"$")
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """One mypy --strict run over both scripts (a fresh cache); its output per script."""
     directory = tmp_path_factory.mktemp("typing")
-    scripts = {"mistakes": MISTAKES, "revealed": REVEALED}
+    scripts = {"mistakes": MISTAKES, "revealed": REVEALED, "market": MARKET}
     for name, text in scripts.items():
         (directory / f"{name}.py").write_text(textwrap.dedent(text).lstrip())
     result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
@@ -186,8 +284,34 @@ def test_no_any_leaks_from_the_public_api(mypy_output: dict[str, str]) -> None:
     assert shown[future].startswith(
         "concurrent.futures._base.Future[TypedDict(bfsync.types.ReplyFrame, "
     )
+    klines = source.index('    reveal_type(ws.get_klines("BTCUSDT", "1m", limit=5))') + 1
+    candle = "tuple[int, str, str, str, str, str, int, str, int, str, str, str]"
+    assert f"result: list[{candle}]" in shown[klines]
+    resolved = source.index('    reveal_type(ws.resolve_unknown(OrderStatusUnknownError("x")))') + 1
+    assert "Future" not in shown[resolved]
+    assert "result: TypedDict(bfsync.types.Order, " in shown[resolved]
+    assert "result: TypedDict(bfsync.types.AlgoOrder, " in shown[resolved]
 
 
 def test_examples_pass_mypy_strict(mypy_output: dict[str, str]) -> None:
     """The runnable examples type-check under --strict, with the API's real types."""
     assert "" == mypy_output["examples"]
+
+
+def _mypy2(text: str) -> str:
+    """A revealed type as mypy 2.x prints it (mypy 1.x: Union[...], Optional, builtins.)."""
+    text = re.sub(r"builtins\.|'", "", text)
+    union = re.fullmatch(r"Union\[(.*), None\]", text)
+    return f"{union.group(1)} | None" if union else text
+
+
+def test_market_service_types(mypy_output: dict[str, str]) -> None:
+    """MarketService's public surface has the documented types (Any only inside payloads)."""
+    source = textwrap.dedent(MARKET).lstrip().splitlines()
+    expected = {n: line.split("# T: ")[1] for n, line in enumerate(source, 1) if "# T: " in line}
+    lines = mypy_output["market"].splitlines()
+    revealed = [_NOTE_RE.match(line) for line in lines]
+    shown = {int(match.group(1)): _mypy2(match.group(2)) for match in revealed if match}
+
+    assert [] == [line for line in lines if ": error:" in line]
+    assert expected == shown
