@@ -146,13 +146,40 @@ def transient(name: str) -> bool:
     return name.startswith(TRANSIENT_THREADS)
 
 
+def client_sockets(port: int) -> int:
+    """Open sockets of this process connected to ``port`` (bfsync's, not the fake's own)."""
+    if not port:
+        return 0
+    remote: set[str] = set()
+    for table_path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table_path) as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port:
+                remote.add(fields[9])  # the socket's inode
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in remote:
+            count += 1
+    return count
+
+
 class Snapshot:
     """Threads, file descriptors and resident memory at one moment."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, port: int = 0) -> None:
         self.label = label
         self.threads = threading.active_count()
         self.fds = open_fds()
+        self.sockets = client_sockets(port)
         self.rss = rss_mb()
         # Python objects alive (tracemalloc, when --tracemalloc): what RSS cannot tell apart
         # from the allocator keeping freed memory.
@@ -165,20 +192,22 @@ class Snapshot:
 
 
 class Peak:
-    """The most threads, handshake threads and fds seen under load, and the highest RSS."""
+    """The most threads, handshake threads, fds and bfsync sockets under load; highest RSS."""
 
     def __init__(self) -> None:
         self.snapshot: Optional[Snapshot] = None
         self.connecting = 0
         self.fds = 0
+        self.sockets = 0
         self.rss = 0.0
 
-    def sample(self) -> None:
-        now = Snapshot("peak under load")
+    def sample(self, port: int) -> None:
+        now = Snapshot("peak under load", port)
         if self.snapshot is None or now.threads > self.snapshot.threads:
             self.snapshot = now
         self.connecting = max(self.connecting, now.connecting)
         self.fds = max(self.fds, now.fds)
+        self.sockets = max(self.sockets, now.sockets)
         self.rss = max(self.rss, now.rss)
 
 
@@ -622,9 +651,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             now = time.monotonic()
             elapsed = now - started
             if not warm and elapsed >= warmup:
-                snapshots.append(Snapshot("after warm-up"))
+                snapshots.append(Snapshot("after warm-up", fx.port))
                 warm = True
-            peak.sample()
+            peak.sample(fx.port)
             if elapsed >= duration:
                 break
             if now >= next_progress:
@@ -636,7 +665,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-        snapshots.append(Snapshot("end of load"))
+        snapshots.append(Snapshot("end of load", fx.port))
         stop.set()
         elapsed = time.monotonic() - started
         for thread in threads:
@@ -733,6 +762,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             failures.append(
                 f"threads grew under load: {warm_snap.lasting} -> {end.lasting} ({end.names})"
             )
+    # Per service: the current link, a draining one after a rotation, a handshake in progress.
+    if peak.sockets > 3 * len(services):
+        failures.append(
+            f"bfsync held {peak.sockets} sockets at once for {len(services)} services (at "
+            "most 3 each: current, draining, handshake)"
+        )
     if stats.rotation_windows and not stats.rotation_hung:
         print("WARNING: no rotation met a hung handshake", file=sys.stderr)
 
@@ -743,6 +778,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             str(s.threads),
             str(s.connecting),
             str(s.fds),
+            str(s.sockets),
             f"{s.rss:.1f}",
             "-" if s.traced is None else f"{s.traced:.1f}",
         )
@@ -756,11 +792,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                 str(peak.snapshot.threads),
                 str(peak.connecting),
                 str(peak.fds),
+                str(peak.sockets),
                 f"{peak.rss:.1f}",
                 "-",
             ),
         )
-    print(table(rows_snap, ("phase", "threads", "handshaking", "fds", "rss MB", "traced MB")))
+    print(
+        table(
+            rows_snap,
+            ("phase", "threads", "handshaking", "fds", "bfsync sockets", "rss MB", "traced MB"),
+        )
+    )
     print()
     rows = [
         ("duration", f"{elapsed:.1f} s"),
